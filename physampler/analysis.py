@@ -1,0 +1,101 @@
+"""Analysis of converged landscapes (SCIENCE.md §10).
+
+Canonical reweighting of a 1-D S(U) (k_B = 1), sums over bin centres U_b of width ΔU:
+
+    Z(T)   = Σ_b exp(S_b − U_b/T) · ΔU
+    ⟨Uⁿ⟩_T = Σ_b U_bⁿ exp(S_b − U_b/T) / Σ_b exp(S_b − U_b/T)
+    C_V(T) = (⟨U²⟩ − ⟨U⟩²) / T²            (configurational part only)
+
+Add the kinetic d/2 (d = degrees of freedom) for the full C_V of a classical
+system; :func:`canonical` does so when given ``kinetic_dof``.  NaN bins
+(unvisited) are excluded.  S is known up to a constant, so ln Z is too.
+
+Equilibrium curves of a 2-D S(x, y): the max-entropy curve y*(x) = argmax_y S(x, y)
+and the entropy-weighted mean ⟨y⟩(x) = Σ_y y·e^S / Σ_y e^S.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _checks
+
+
+def _as_np(a) -> np.ndarray:
+    if hasattr(a, "detach"):
+        a = a.detach().cpu().numpy()
+    return np.asarray(a, dtype=np.float64)
+
+
+def _logsumexp(a: np.ndarray, axis: int) -> np.ndarray:
+    m = np.max(a, axis=axis, keepdims=True)
+    return (m + np.log(np.sum(np.exp(a - m), axis=axis, keepdims=True))).squeeze(axis)
+
+
+@dataclass
+class Canonical:
+    temperature: np.ndarray  # [nT]
+    log_z: np.ndarray  # [nT], up to the additive constant of S
+    mean_energy: np.ndarray  # ⟨U⟩ [nT]
+    energy_variance: np.ndarray  # ⟨U²⟩ − ⟨U⟩² [nT]
+    heat_capacity: np.ndarray  # C_V [nT]: configurational, plus kinetic_dof/2 if given
+    kinetic_dof: int = 0  # d added as d/2 to heat_capacity (0: configurational only)
+
+
+def canonical(energies, entropy, temperatures, *, kinetic_dof: int = 0) -> Canonical:
+    """Reweight S(U) at each temperature; see the module docstring for the formulas."""
+    u = _as_np(energies)
+    s = _as_np(entropy)
+    if u.ndim != 1 or s.shape != u.shape:
+        raise ValueError(f"entropy: must be 1-D like energies {list(u.shape)} (got {list(s.shape)})")
+    temps = np.atleast_1d(_as_np(temperatures))
+    if temps.size == 0 or not np.all(np.isfinite(temps)) or np.any(temps <= 0):
+        raise ValueError(f"temperatures: must be finite and > 0 (got {temps.tolist()})")
+    kinetic_dof = _checks.non_negative_int("kinetic_dof", kinetic_dof)
+    ok = np.isfinite(s)
+    if ok.sum() < 2:
+        raise ValueError("entropy: needs at least two finite (visited) bins")
+    u, s = u[ok], s[ok]
+    du = float(np.median(np.diff(np.sort(u)))) if u.size > 1 else 1.0
+    logw = s[None, :] - u[None, :] / temps[:, None]  # [nT, nb]
+    lse = _logsumexp(logw, axis=1)
+    p = np.exp(logw - lse[:, None])
+    mean = p @ u
+    # Centred second moment avoids cancellation in <U²> − <U>².
+    var = np.einsum("tb,tb->t", p, (u[None, :] - mean[:, None]) ** 2)
+    cv = var / temps**2 + 0.5 * kinetic_dof
+    return Canonical(temps, lse + np.log(du), mean, var, cv, kinetic_dof)
+
+
+@dataclass
+class EquilibriumCurves:
+    x: np.ndarray  # [nx] bin centres
+    argmax: np.ndarray  # y*(x) [nx], NaN where the column is unvisited
+    mean: np.ndarray  # <y>(x) [nx]
+
+
+def equilibrium_curves(x, y, entropy) -> EquilibriumCurves:
+    """Max-entropy and entropy-weighted mean curves of S(x, y) (shape [nx, ny], NaN = unvisited)."""
+    x, y, s = _as_np(x), _as_np(y), _as_np(entropy)
+    if s.shape != (x.size, y.size):
+        raise ValueError(f"entropy: must have shape [len(x), len(y)] = [{x.size}, {y.size}] (got {list(s.shape)})")
+    ok = np.isfinite(s)
+    has = ok.any(axis=1)
+    masked = np.where(ok, s, -np.inf)
+    arg = np.full(x.size, np.nan)
+    mean = np.full(x.size, np.nan)
+    if has.any():
+        arg[has] = y[np.argmax(masked[has], axis=1)]
+        m = masked[has]
+        w = np.exp(m - m.max(axis=1, keepdims=True))
+        mean[has] = (w * y[None, :]).sum(axis=1) / w.sum(axis=1)
+    return EquilibriumCurves(x, arg, mean)
+
+
+def fit_offset(x, y) -> tuple[float, float]:
+    """Least-squares constant c in y ≈ x + c and the max |y − x − c| (finite entries only)."""
+    x, y = _as_np(x), _as_np(y)
+    ok = np.isfinite(x) & np.isfinite(y)
+    c = float(np.mean(y[ok] - x[ok]))
+    return c, float(np.max(np.abs(y[ok] - x[ok] - c)))

@@ -1,0 +1,218 @@
+"""Regular grids over collective variables, and the O(1)-per-walker operations on them.
+
+Bin b of axis k covers [lower_k + b·w_k, lower_k + (b+1)·w_k) and has its centre at
+lower_k + (b + ½)·w_k.  Positions on an axis are handled in *fractional centre
+index* u = (ξ − lower)/w − ½, so bin centres sit at integers.
+
+Everything here costs O(2^K) (interpolation) or O(kernel support) (deposit) per
+walker and never touches the whole grid.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from . import _checks
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One CV axis: ``bins`` bins of width ``(upper − lower)/bins``.
+
+    Give either ``bins`` or ``width``; with ``width``, (upper − lower)/width must be
+    an integer to 1e-9 relative.
+    """
+
+    name: str
+    lower: float
+    upper: float
+    bins: int | None = None
+    width: float | None = None
+    units: str = "1"
+    long_name: str = ""
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise ValueError(f"axis name: must be an identifier such as 'energy' (got {self.name!r})")
+        lo, hi = _checks.ordered(f"{self.name}.lower", self.lower, f"{self.name}.upper", self.upper)
+        object.__setattr__(self, "lower", lo)
+        object.__setattr__(self, "upper", hi)
+        if (self.bins is None) == (self.width is None):
+            raise ValueError(f"{self.name}.bins: give exactly one of bins or width (got bins={self.bins!r}, width={self.width!r})")
+        if self.width is not None:
+            w = _checks.positive(f"{self.name}.width", self.width)
+            n = (hi - lo) / w
+            nr = round(n)
+            if nr < 3 or abs(n - nr) > 1e-9 * max(1.0, n):
+                raise ValueError(
+                    f"{self.name}.width: (upper - lower)/width must be an integer >= 3 "
+                    f"(got ({hi} - {lo})/{w} = {n:g})"
+                )
+            object.__setattr__(self, "bins", int(nr))
+        bins = _checks.positive_int(f"{self.name}.bins", self.bins)
+        if bins < 3:
+            # the second-order edge derivative needs three centres
+            raise ValueError(f"{self.name}.bins: must be >= 3 (got {bins})")
+        object.__setattr__(self, "bins", bins)
+        object.__setattr__(self, "width", (hi - lo) / bins)
+        if not self.long_name:
+            object.__setattr__(self, "long_name", self.name)
+
+    def centres(self) -> torch.Tensor:
+        return self.lower + (torch.arange(self.bins, dtype=torch.float64) + 0.5) * self.width
+
+    def edges(self) -> torch.Tensor:
+        return self.lower + torch.arange(self.bins + 1, dtype=torch.float64) * self.width
+
+
+class Grid:
+    """Cartesian product of :class:`Axis` objects; row-major flat indexing."""
+
+    def __init__(self, axes: Sequence[Axis] | Axis, *, device=None):
+        if isinstance(axes, Axis):
+            axes = [axes]
+        axes = list(axes)
+        if not axes or not all(isinstance(a, Axis) for a in axes):
+            raise ValueError(f"axes: must be a non-empty list of Axis (got {axes!r})")
+        names = [a.name for a in axes]
+        if len(set(names)) != len(names):
+            raise ValueError(f"axes: names must be unique (got {names})")
+        self.axes = axes
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.shape = tuple(a.bins for a in axes)
+        self.ndim = len(axes)
+        strides, s = [], 1
+        for n in reversed(self.shape):
+            strides.append(s)
+            s *= n
+        self.size = s
+        f64 = dict(dtype=torch.float64, device=self.device)
+        self._strides = torch.tensor(list(reversed(strides)), dtype=torch.int64, device=self.device)
+        self._n = torch.tensor(self.shape, dtype=torch.int64, device=self.device)
+        self._lower = torch.tensor([a.lower for a in axes], **f64)
+        self._upper = torch.tensor([a.upper for a in axes], **f64)
+        self._width = torch.tensor([a.width for a in axes], **f64)
+        self._corners = torch.tensor(list(itertools.product((0, 1), repeat=self.ndim)), dtype=torch.int64, device=self.device)
+
+    # ------------------------------------------------------------------ layout
+    @property
+    def names(self) -> list[str]:
+        return [a.name for a in self.axes]
+
+    def to(self, device) -> "Grid":
+        return Grid(self.axes, device=device)
+
+    def same_layout(self, other: "Grid") -> bool:
+        return [(a.name, a.lower, a.upper, a.bins) for a in self.axes] == [
+            (a.name, a.lower, a.upper, a.bins) for a in other.axes
+        ]
+
+    def centres(self) -> list[torch.Tensor]:
+        return [a.centres() for a in self.axes]
+
+    def _check_xi(self, xi: torch.Tensor) -> torch.Tensor:
+        if xi.ndim != 2 or xi.shape[1] != self.ndim:
+            raise ValueError(f"xi: must have shape [W, {self.ndim}] (got {list(xi.shape)})")
+        return xi.to(torch.float64)
+
+    def fractional(self, xi: torch.Tensor) -> torch.Tensor:
+        """Fractional bin-centre index u = (ξ − lower)/w − ½, shape [W, K]."""
+        return (self._check_xi(xi) - self._lower) / self._width - 0.5
+
+    def in_range(self, xi: torch.Tensor) -> torch.Tensor:
+        """[W] bool: every component inside [lower, upper] (NaN counts as outside)."""
+        xi = self._check_xi(xi)
+        return ((xi >= self._lower) & (xi <= self._upper)).all(dim=1)
+
+    def bin_index(self, xi: torch.Tensor) -> torch.Tensor:
+        """Flat index of the bin holding ξ (clamped into the grid), shape [W]."""
+        b = torch.floor((self._check_xi(xi) - self._lower) / self._width).to(torch.int64)
+        b = torch.minimum(torch.clamp(b, min=0), self._n - 1)
+        return (b * self._strides).sum(dim=1)
+
+    # ----------------------------------------------------------- interpolation
+    def _cell(self, xi):
+        u = self.fractional(xi)
+        u = torch.minimum(torch.clamp(u, min=0.0), (self._n - 1).to(u.dtype))
+        i0 = torch.minimum(torch.floor(u).to(torch.int64), self._n - 2)
+        t = u - i0
+        idx = i0[:, None, :] + self._corners[None]  # [W, C, K]
+        c = self._corners[None].bool()
+        wts = torch.where(c, t[:, None, :], 1.0 - t[:, None, :]).prod(dim=2)  # [W, C]
+        return idx, wts
+
+    def interpolate(self, values: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
+        """Multilinear interpolation of ``values`` (shape = grid shape) between bin
+        centres at ξ; constant extrapolation beyond the outermost centres. [W]"""
+        idx, wts = self._cell(xi)
+        flat = values.reshape(-1)[(idx * self._strides).sum(dim=2)]
+        return (wts * flat).sum(dim=1)
+
+    def interpolate_gradient(self, values: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
+        """∂values/∂ξ at ξ, shape [W, K].
+
+        At every bin centre j the derivative along axis k is the central difference
+        (v[j+1] − v[j−1]) / (2w); at the first and last centre it is the one-sided
+        second-order difference (∓3v[j] ± 4v[j±1] ∓ v[j±2]) / (2w), so that a
+        quadratic S has its exact gradient everywhere, edges included (a first-order
+        edge difference measures the slope half a bin inside and biases S at the
+        edges where S is curved).  Between centres the derivatives are interpolated
+        multilinearly; beyond the outermost centres the edge value is held.
+        """
+        idx, wts = self._cell(xi)
+        v = values.reshape(-1)
+        base = (idx * self._strides).sum(dim=2)  # [W, C]
+        out = []
+        for k in range(self.ndim):
+            j = idx[..., k]
+            s = torch.clamp(j, 1, self.shape[k] - 2)  # centre of the 3-point stencil
+            shift = (j - s).to(v.dtype)  # -1 at the first centre, +1 at the last, else 0
+            stride = int(self._strides[k])
+            b = base + (s - j) * stride
+            vm, v0, vp = v[b - stride], v[b], v[b + stride]
+            # Stencil weights for (v[s-1], v[s], v[s+1]) are linear in shift:
+            # shift=0 → (-1, 0, 1); shift=-1 → (-3, 4, -1); shift=+1 → (1, -4, 3).
+            d = ((2.0 * shift - 1.0) * vm - 4.0 * shift * v0 + (2.0 * shift + 1.0) * vp) / (2.0 * self._width[k])
+            out.append((wts * d).sum(dim=1))
+        return torch.stack(out, dim=1)
+
+    # ------------------------------------------------------------------ kernel
+    def gaussian_kernel(self, xi: torch.Tensor, sigma: torch.Tensor, cutoff: float, edge: str):
+        """Separable Gaussian on bin centres around ξ, truncated at ``cutoff``·σ.
+
+        Returns ``(flat_index [W, M], weight [W, M])`` with Σ weight = 1 per walker
+        over the untruncated window; ``sigma`` is in bins, per axis [K].
+        ``edge='reflect'`` folds the part of the window beyond an edge back into the
+        grid (mirror at the edge, so a flat histogram is stationary up to the edge);
+        ``edge='truncate'`` drops it (weight 0).
+        """
+        u = self.fractional(xi)
+        flat = None
+        weight = None
+        for k in range(self.ndim):
+            s = float(sigma[k])
+            r = int(math.ceil(cutoff * s))
+            offs = torch.arange(-r, r + 1, device=u.device, dtype=torch.int64)
+            j = torch.round(u[:, k]).to(torch.int64)[:, None] + offs  # [W, L]
+            d = j.to(u.dtype) - u[:, k, None]
+            w = torch.exp(-0.5 * (d / s) ** 2) * (d.abs() <= cutoff * s)
+            w = w / w.sum(dim=1, keepdim=True)
+            n = self.shape[k]
+            if edge == "reflect":
+                m = torch.remainder(j, 2 * n)
+                j = torch.where(m >= n, 2 * n - 1 - m, m)
+            else:
+                inside = (j >= 0) & (j < n)
+                w = w * inside
+                j = torch.clamp(j, 0, n - 1)
+            jk = j * int(self._strides[k])
+            if flat is None:
+                flat, weight = jk, w
+            else:
+                flat = (flat[:, :, None] + jk[:, None, :]).reshape(flat.shape[0], -1)
+                weight = (weight[:, :, None] * w[:, None, :]).reshape(weight.shape[0], -1)
+        return flat, weight

@@ -1,0 +1,221 @@
+"""The entropy landscape S(ξ, t) and visit histogram H(ξ) on a float64 grid.
+
+Wang–Landau deposit (SCIENCE.md §1): after every step each walker adds
+
+    S ← S + h · K(ξ),   K = Gaussian of width σ bins on bin centres around ξ,
+                          truncated at ±``cutoff``·σ and normalised so ΣK = 1,
+
+with h = f_WL(t)/W under the averaging semantics of [P1] (§6).  The cost is
+O(kernel support) per walker.  The driving force uses ∂S/∂ξ by central
+differences, interpolated linearly between bin centres (:mod:`physampler.grid`).
+
+Out-of-range policy (never wrap or index silently):
+  ``raise``: :meth:`check_range` raises :class:`OutOfGridError` with the step and walker;
+  ``wall``:  a walker outside the grid deposits nothing, feels the edge gradient of S
+             plus a quadratic wall β·(ξ − edge)² (β = ``wall_strength``, per axis,
+             default 1/w² so that kT = 1 penetrates about one bin).
+
+When converged, S = ln g(ξ) + const; exports shift S so that its minimum over
+visited bins is 0, with unvisited bins NaN.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from . import _checks
+from .biases import QuadraticWall
+from .faults import OutOfGridError
+from .grid import Axis, Grid
+
+EDGES = ("reflect", "truncate")
+POLICIES = ("raise", "wall")
+MERGES = ("mean", "sum")
+
+
+class Landscape:
+    """Shared S and H for all walkers (float64, on ``device``).
+
+    Parameters
+    ----------
+    grid : :class:`Grid` or list of :class:`Axis`.
+    sigma : kernel width in bins, scalar or one per axis ([P2]: 10–25 bins of 0.02).
+    cutoff : kernel truncation in units of σ (SCIENCE.md: 4).
+    edge : ``reflect`` (default) or ``truncate`` — what happens to kernel mass beyond an edge.
+    out_of_range : ``raise`` (default) or ``wall``.
+    wall_strength : β of the edge walls for ``wall``; scalar or per axis; default 1/width².
+    """
+
+    def __init__(
+        self,
+        grid: Grid | Sequence[Axis] | Axis,
+        sigma: float | Sequence[float] = 2.0,
+        *,
+        cutoff: float = 4.0,
+        edge: str = "reflect",
+        out_of_range: str = "raise",
+        wall_strength: float | Sequence[float] | None = None,
+        device=None,
+    ):
+        if not isinstance(grid, Grid):
+            grid = Grid(grid, device=device)
+        elif device is not None and torch.device(device) != grid.device:
+            grid = grid.to(device)
+        self.grid = grid
+        k = grid.ndim
+        sig = [sigma] * k if not isinstance(sigma, (list, tuple)) else list(sigma)
+        if len(sig) != k:
+            raise ValueError(f"sigma: must be a scalar or one value per axis ({k}) (got {sigma!r})")
+        self.sigma = torch.tensor([_checks.positive("sigma", s) for s in sig], dtype=torch.float64)
+        self.cutoff = _checks.positive("cutoff", cutoff)
+        self.edge = _checks.choice("edge", edge, EDGES)
+        self.out_of_range = _checks.choice("out_of_range", out_of_range, POLICIES)
+        if wall_strength is None:
+            betas = [1.0 / a.width**2 for a in grid.axes]
+        else:
+            betas = [wall_strength] * k if not isinstance(wall_strength, (list, tuple)) else list(wall_strength)
+            if len(betas) != k:
+                raise ValueError(f"wall_strength: must be a scalar or one value per axis ({k}) (got {wall_strength!r})")
+            betas = [_checks.positive("wall_strength", b) for b in betas]
+        self.wall_strength = betas
+        self.walls = []
+        if self.out_of_range == "wall":
+            for i, (a, b) in enumerate(zip(grid.axes, betas)):
+                self.walls += [QuadraticWall(i, a.lower, b, "lower"), QuadraticWall(i, a.upper, b, "upper")]
+        self.S = torch.zeros(grid.shape, dtype=torch.float64, device=grid.device)
+        self.H = torch.zeros(grid.shape, dtype=torch.float64, device=grid.device)
+
+    # --------------------------------------------------------------- dynamics
+    @property
+    def device(self):
+        return self.grid.device
+
+    def check_range(self, xi: torch.Tensor, step: int, walkers=None) -> torch.Tensor:
+        """[W] in-range mask; under ``raise`` any walker outside raises with step and walker."""
+        inside = self.grid.in_range(xi)
+        if self.out_of_range == "raise" and not bool(inside.all()):
+            w = int(torch.nonzero(~inside)[0, 0])
+            gw = walkers[w] if walkers is not None else w
+            parts = ", ".join(
+                f"{a.name} = {float(xi[w, i]):.6g} (grid [{a.lower:g}, {a.upper:g}])" for i, a in enumerate(self.grid.axes)
+            )
+            raise OutOfGridError(
+                f"step {step}, walker {gw}: CV outside the landscape grid: {parts}; "
+                "widen the grid or set out_of_range='wall'",
+                step=step,
+                walker=gw,
+            )
+        return inside
+
+    def deposit(self, xi: torch.Tensor, height, inside: torch.Tensor | None = None) -> None:
+        """S += height·K(ξ) and H[bin(ξ)] += 1 for every in-range walker.
+
+        ``height`` is a scalar or a [W] tensor.  Walkers are added in walker order,
+        so on CPU a batch deposit equals the same deposits made one after another.
+        """
+        if inside is None:
+            inside = self.grid.in_range(xi)
+        h = torch.as_tensor(height, dtype=torch.float64, device=self.device)
+        h = h.expand(xi.shape[0]) * inside
+        idx, w = self.grid.gaussian_kernel(xi, self.sigma, self.cutoff, self.edge)
+        self.S.view(-1).index_add_(0, idx.reshape(-1), (w * h[:, None]).reshape(-1))
+        b = self.grid.bin_index(xi)
+        self.H.view(-1).index_add_(0, b, inside.to(torch.float64))
+
+    def gradient(self, xi: torch.Tensor) -> torch.Tensor:
+        """∂S/∂ξ at ξ (plus the edge walls under ``wall``), [W, K]."""
+        g = self.grid.interpolate_gradient(self.S, xi)
+        for wall in self.walls:
+            g = g + wall.gradient(xi)
+        return g
+
+    def value(self, xi: torch.Tensor) -> torch.Tensor:
+        """S interpolated at ξ (without walls), [W]."""
+        return self.grid.interpolate(self.S, xi)
+
+    # ---------------------------------------------------------------- results
+    def visited(self) -> torch.Tensor:
+        return self.H > 0
+
+    def shifted(self) -> torch.Tensor:
+        """S − min over visited bins, NaN at unvisited bins."""
+        vis = self.visited()
+        out = torch.full_like(self.S, float("nan"))
+        if bool(vis.any()):
+            out[vis] = self.S[vis] - self.S[vis].min()
+        return out
+
+    def shift_to_zero(self) -> None:
+        """Subtract the minimum over visited bins from S in place (forces are unchanged)."""
+        vis = self.visited()
+        if bool(vis.any()):
+            self.S -= self.S[vis].min()
+
+    def reset_histogram(self) -> None:
+        self.H.zero_()
+
+    def flatness(self, mask: torch.Tensor | None = None) -> tuple[float, float]:
+        """(min H / mean H, max H / mean H) over ``mask`` (default: visited bins)."""
+        mask = self.visited() if mask is None else mask
+        h = self.H[mask]
+        if h.numel() == 0 or float(h.mean()) == 0.0:
+            return 0.0, 0.0
+        m = h.mean()
+        return float(h.min() / m), float(h.max() / m)
+
+    # ---------------------------------------------------------------- copies
+    def _like(self) -> "Landscape":
+        new = Landscape.__new__(Landscape)
+        new.__dict__.update(self.__dict__)
+        new.S = self.S.clone()
+        new.H = self.H.clone()
+        return new
+
+    def copy(self) -> "Landscape":
+        return self._like()
+
+    @staticmethod
+    def merge(landscapes: Sequence["Landscape"], how: str = "mean") -> "Landscape":
+        """Combine landscapes of independent walkers on the same grid.
+
+        ``mean``: S = average of the S (the [P1] scheme of averaging walkers' files);
+        ``sum``: S = sum of the S.  Histograms always add.
+        """
+        how = _checks.choice("how", how, MERGES)
+        landscapes = list(landscapes)
+        if not landscapes:
+            raise ValueError("landscapes: must name at least one landscape (got none)")
+        first = landscapes[0]
+        for other in landscapes[1:]:
+            if not first.grid.same_layout(other.grid):
+                raise ValueError("landscapes: all must share one grid (names, bounds and bins differ)")
+        out = first._like()
+        for other in landscapes[1:]:
+            out.S += other.S.to(out.device)
+            out.H += other.H.to(out.device)
+        if how == "mean":
+            out.S /= len(landscapes)
+        return out
+
+    # ------------------------------------------------------------ persistence
+    def state_dict(self) -> dict:
+        return {
+            "names": [a.name for a in self.grid.axes],
+            "lower": torch.tensor([a.lower for a in self.grid.axes], dtype=torch.float64),
+            "upper": torch.tensor([a.upper for a in self.grid.axes], dtype=torch.float64),
+            "bins": torch.tensor(list(self.grid.shape), dtype=torch.int64),
+            "entropy": self.S.detach().cpu().clone(),
+            "histogram": self.H.detach().cpu().clone(),
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        names = list(state["names"])
+        lower = [float(x) for x in state["lower"]]
+        upper = [float(x) for x in state["upper"]]
+        bins = [int(x) for x in state["bins"]]
+        mine = ([a.name for a in self.grid.axes], [a.lower for a in self.grid.axes], [a.upper for a in self.grid.axes], list(self.grid.shape))
+        if (names, lower, upper, bins) != mine:
+            raise ValueError(f"landscape state: grid differs (got names={names}, lower={lower}, upper={upper}, bins={bins})")
+        self.S.copy_(state["entropy"].to(self.device, torch.float64))
+        self.H.copy_(state["histogram"].to(self.device, torch.float64))

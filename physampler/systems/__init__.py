@@ -1,0 +1,5 @@
+"""Analytic model systems with exactly known densities of states (SCIENCE.md §13)."""
+from .harmonic import HarmonicWell
+from .double_well import DoubleWell1D, DoubleWell2D
+
+__all__ = ["HarmonicWell", "DoubleWell1D", "DoubleWell2D"]

@@ -1,0 +1,184 @@
+"""Integrators: thermostat operator, BAOAB sampling, Verlet energy conservation,
+WLMD batched == single, determinism, fault reporting."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import physampler as ps
+from physampler.faults import NumericalFault
+from physampler.integrators import friction_coefficient, thermostat
+from physampler.systems import DoubleWell2D, HarmonicWell
+
+
+def test_thermostat_operator_formula():
+    v = torch.tensor([[1.0, -2.0]], dtype=torch.float64)
+    eta = torch.tensor([[0.5, 0.25]], dtype=torch.float64)
+    c_f, kT, m = 0.1, 2.0, 4.0
+    out = thermostat(v, c_f, kT, 1.0 / m, eta)
+    expect = (1 - c_f) * v + math.sqrt(c_f * (2 - c_f) * kT / m) * eta
+    assert torch.allclose(out, expect, rtol=1e-15)
+    # c_f = 1 - exp(-gamma dt) makes it the exact OU step of BAOAB
+    c = friction_coefficient(2.0, 0.1)
+    assert 1 - c == pytest.approx(math.exp(-0.2)) and c * (2 - c) == pytest.approx(1 - math.exp(-0.4))
+
+
+def test_baoab_samples_canonical_variance():
+    # <x_i^2> = kT/k_i.  Standard error from the spread of the 64 independent walkers'
+    # time averages (each over 20 000 steps, many correlation times 1/gamma = 1).
+    k = torch.tensor([1.0, 4.0], dtype=torch.float64)
+    sysm = HarmonicWell(k)
+    kT = 0.7
+    integ = ps.BAOAB(sysm, dt=0.1, kT=kT, friction=1.0)
+    W = 64
+    state = integ.init(torch.zeros(W, 2, dtype=torch.float64), ps.WalkerRNG(5, W))
+    for _ in range(500):
+        state, _ = integ.step(state)
+    acc = torch.zeros(W, 2, dtype=torch.float64)
+    n = 20000
+    for _ in range(n):
+        state, _ = integ.step(state)
+        acc += state.positions**2
+    per_walker = (acc / n).numpy()
+    mean = per_walker.mean(axis=0)
+    se = per_walker.std(axis=0, ddof=1) / math.sqrt(W)
+    exact = kT / k.numpy()
+    assert np.all(np.abs(mean - exact) <= 3 * se), (mean, exact, se)
+    assert np.all(se / exact < 0.02)  # the test is sharp enough to see a 6 % error
+
+
+def test_velocity_verlet_energy_drift():
+    sysm = HarmonicWell([1.0, 2.0, 0.5])
+    integ = ps.VelocityVerlet(sysm, dt=0.01)
+    q = torch.tensor([[1.0, -0.5, 2.0], [0.1, 0.2, -0.3]], dtype=torch.float64)
+    v = torch.tensor([[0.0, 1.0, -0.5], [1.0, 0.0, 0.5]], dtype=torch.float64)
+    state = integ.init(q, v)
+    e0 = state.energy + integ.kinetic(state)
+    worst = 0.0
+    for _ in range(10000):
+        state, info = integ.step(state)
+        e = info.potential + info.kinetic
+        worst = max(worst, float(((e - e0).abs() / e0).max()))
+    assert worst < 1e-4
+
+
+def _wlmd(W=None, seed=3, walkers=None, frozen=True):
+    sysm = DoubleWell2D(a=1.0, k=2.0)
+    cvs = [ps.FunctionCV(lambda q: q[:, 0], "x"), ps.PotentialEnergy(sysm)]
+    land = ps.Landscape([ps.Axis("x", -2.0, 2.0, bins=40), ps.Axis("energy", 0.0, 6.0, bins=30)],
+                        sigma=1.5, out_of_range="wall", wall_strength=5.0)
+    x, u = [a.centres() for a in land.grid.axes]
+    X, U = torch.meshgrid(x, u, indexing="ij")
+    land.S.copy_(0.4 * torch.sin(2 * X) + 0.3 * U)  # a non-trivial fixed force field
+    sched = ps.Constant(0.0) if frozen else ps.InverseTime(1.0, 50)
+    integ = ps.WLMD(sysm, cvs, land, sched, dt=0.02, c_f=0.05, kT=1.0,
+                    biases=[ps.QuadraticWall(1, 5.0, 3.0, "upper")])
+    rng = ps.WalkerRNG(seed, walkers if walkers is not None else W)
+    n = len(rng)
+    q0 = torch.stack([torch.tensor([-1.0 + 0.3 * w, 0.1 * w], dtype=torch.float64) for w in rng.walkers])
+    return integ, integ.init(q0, rng)
+
+
+def test_wlmd_batched_equals_single_runs():
+    integ, state = _wlmd(W=4)
+    for _ in range(300):
+        state, _ = integ.step(state)
+    for w in range(4):
+        integ1, s1 = _wlmd(walkers=[w])
+        for _ in range(300):
+            s1, _ = integ1.step(s1)
+        assert torch.equal(s1.positions[0], state.positions[w])
+        assert torch.equal(s1.velocities[0], state.velocities[w])
+        assert torch.equal(s1.cv[0], state.cv[w])
+
+
+def test_wlmd_same_seed_bitwise_identical_and_seed_matters():
+    runs = []
+    for seed in (3, 3, 4):
+        integ, state = _wlmd(W=3, seed=seed, frozen=False)
+        for _ in range(200):
+            state, _ = integ.step(state)
+        runs.append((state.positions, integ.landscape.S.clone()))
+    assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
+    assert not torch.equal(runs[0][0], runs[2][0])
+
+
+def test_wlmd_deposits_f_over_walkers_each_step():
+    integ, state = _wlmd(W=3, frozen=False)
+    s0 = float(integ.landscape.S.sum())
+    total, visits = 0.0, 0
+    for _ in range(80):
+        state, info = integ.step(state)
+        total += info.f_wl * float(info.in_range.double().mean())
+        visits += int(info.in_range.sum())
+    # reflect edges keep the kernel's mass: S gains exactly f(t)/W per in-range walker
+    assert total > 0 and visits > 200
+    assert float(integ.landscape.S.sum()) - s0 == pytest.approx(total, rel=1e-12)
+    assert float(integ.landscape.H.sum()) == visits
+
+
+def test_wlmd_force_is_minus_kT_gradS_dxi_dq():
+    # With S = c * U exactly (linear in one CV), a = -(T0/m) c dU/dq = (T0 c / m) F.
+    sysm = HarmonicWell([1.0, 3.0], masses=2.0)
+    land = ps.Landscape([ps.Axis("energy", 0.0, 10.0, bins=50)])
+    land.S.copy_(0.8 * land.grid.axes[0].centres())
+    integ = ps.WLMD(sysm, ps.PotentialEnergy(sysm), land, ps.Constant(0.0), dt=0.01, c_f=0.0, kT=1.5)
+    q = torch.tensor([[0.5, -0.7]], dtype=torch.float64)
+    st = integ.init(q, ps.WalkerRNG(0, 1))
+    assert torch.allclose(st.accel, 1.5 * 0.8 * sysm.forces(q) / 2.0, rtol=1e-12)
+
+
+def test_wlmd_reports_nan_with_step_and_walker():
+    integ, state = _wlmd(W=4)
+    state, _ = integ.step(state)
+    state.velocities[2, 0] = float("nan")
+    with pytest.raises(NumericalFault, match=r"step 2, walker 2: non-finite CV") as e:
+        integ.step(state)
+    assert (e.value.step, e.value.walker) == (2, 2)
+
+
+def test_wlmd_raise_policy_reports_leaving_walker():
+    sysm = HarmonicWell([1.0])
+    land = ps.Landscape([ps.Axis("energy", 0.0, 0.5, bins=10)])
+    integ = ps.WLMD(sysm, ps.PotentialEnergy(sysm), land, ps.Constant(0.0), dt=0.1, c_f=0.0)
+    v = torch.tensor([[0.0], [5.0]], dtype=torch.float64)
+    st = integ.init(torch.zeros(2, 1, dtype=torch.float64), ps.WalkerRNG(0, 2), velocities=v)
+    # no force (S = 0), no friction: x = 0.5 t, U = x^2/2 = 0.125, 0.5 (on the edge, inside), 1.125
+    with pytest.raises(ps.OutOfGridError, match=r"step 3, walker 1: CV outside the landscape grid: energy = 1.125"):
+        for _ in range(5):
+            st, _ = integ.step(st)
+
+
+def test_runner_reporters():
+    integ, state = _wlmd(W=2, frozen=False)
+    ts = ps.CVTimeSeries(10)
+    snaps = ps.LandscapeSnapshots(25, integ.landscape)
+    seen = {}
+    runner = ps.Runner(integ, state, [ts, snaps], callback=lambda s, i: seen.__setitem__(s.step, i.cv.clone()))
+    final = runner.run(100)
+    assert final.step == 100 and ts.steps.tolist() == list(range(10, 101, 10))
+    assert np.array_equal(ts.values[-1], seen[100].numpy()) and ts.values.shape == (10, 2, 2)
+    assert snaps.entropy.shape == (4, 40, 30)
+    assert np.array_equal(snaps.entropy[-1], integ.landscape.S.numpy())
+
+
+def test_integrator_bad_arguments():
+    sysm = HarmonicWell([1.0])
+    land = ps.Landscape([ps.Axis("energy", 0.0, 1.0, bins=10)])
+    cv = ps.PotentialEnergy(sysm)
+    with pytest.raises(ValueError, match="integrator: must be one of 'velocity_verlet', 'baoab', 'wlmd'"):
+        ps.integrator_class("leapfrog")
+    with pytest.raises(ValueError, match=r"c_f: must lie in \[0.0, 1.0\]"):
+        ps.WLMD(sysm, cv, land, ps.Constant(0.0), dt=0.1, c_f=1.5)
+    with pytest.raises(ValueError, match="dt: must be > 0"):
+        ps.WLMD(sysm, cv, land, ps.Constant(0.0), dt=0.0, c_f=0.1)
+    with pytest.raises(ValueError, match=r"cvs: must give one CV per landscape axis \(1\)"):
+        ps.WLMD(sysm, [cv, ps.FunctionCV(lambda q: q[:, 0], "x")], land, ps.Constant(0.0), dt=0.1, c_f=0.1)
+    with pytest.raises(ValueError, match="kT: must be > 0"):
+        ps.BAOAB(sysm, dt=0.1, kT=-1.0)
+    integ = ps.WLMD(sysm, cv, land, ps.Constant(0.0), dt=0.1, c_f=0.1)
+    with pytest.raises(ValueError, match=r"positions: must have shape \[W, 1\]"):
+        integ.init(torch.zeros(2, 3, dtype=torch.float64), ps.WalkerRNG(0, 2))
+    with pytest.raises(ValueError, match=r"rng: must hold one stream per walker \(2\)"):
+        integ.init(torch.zeros(2, 1, dtype=torch.float64), ps.WalkerRNG(0, 3))
