@@ -12,7 +12,7 @@ C_V,conf = N/2.  WLMD with ξ = U samples S on a grid chosen per N so that
 Pass criteria, per N: max |S − (N/2 − 1)·ln U − c| ≤ 0.1 after a
 least-squares fit of c over the sampled range — every bin except the
 ``EDGE_BINS`` outermost at each end, whose centres lie within the kernel width
-σ = 1.5 bins of a grid edge: there the reflected kernel is mirror-symmetric,
+σ = 1 bin of a grid edge: there the reflected kernel is mirror-symmetric,
 which forces dS/dξ → 0 at the edge and cannot follow a steep ln g (their
 deviation is reported separately as ``edge_deviation``); every bin of the production histogram
 (second half of the run) within ±20 % of its mean; the least-squares slope
@@ -53,8 +53,8 @@ HARMONIC_CASES = {
 }
 
 
-SIGMA_BINS = 1.5
-EDGE_BINS = 2  # bins whose centre is within SIGMA_BINS of an edge
+SIGMA_BINS = 1.0
+EDGE_BINS = 1  # bins whose centre lies within SIGMA_BINS of an edge
 
 
 @dataclass
