@@ -12,18 +12,12 @@ import time
 
 import torch
 
-import physampler as ps
-from physampler.systems import HarmonicWell
+from physampler.validation import harmonic_setup
 
 
 def make(walkers, device):
-    system = HarmonicWell.isotropic(10, device=device)
-    land = ps.Landscape([ps.Axis("energy", 1.0, 31.0, bins=120)], sigma=1.0, out_of_range="wall",
-                        wall_strength=2.0, device=device)
-    integ = ps.WLMD(system, ps.PotentialEnergy(system), land, ps.InverseTime(0.5, 2000), dt=0.05, c_f=0.01)
-    rng = ps.WalkerRNG(1, walkers, device=device)
-    q0 = torch.full((len(rng), 10), 1.5, dtype=torch.float64, device=device)
-    return integ, integ.init(q0, rng)
+    # the validation's N = 10 set-up: grid [1, 31], 120 bins, sigma 1 bin, dt 0.05, c_f 0.01
+    return harmonic_setup(10, walkers=walkers, seed=1, steps=40000, device=device)
 
 
 def rate(step_fns, states, steps):
