@@ -99,3 +99,36 @@ def fit_offset(x, y) -> tuple[float, float]:
     ok = np.isfinite(x) & np.isfinite(y)
     c = float(np.mean(y[ok] - x[ok]))
     return c, float(np.max(np.abs(y[ok] - x[ok] - c)))
+
+
+def free_energy_profile(energies, y, entropy, temperature: float) -> np.ndarray:
+    """F(y; T) = −T·ln Σ_U exp(S(U, y) − U/T) along the second axis of S(U, y) [nU, ny],
+    shifted so that its minimum is 0 (k_B = 1); NaN where the column is unvisited."""
+    u, yv, s = _as_np(energies), _as_np(y), _as_np(entropy)
+    if s.shape != (u.size, yv.size):
+        raise ValueError(f"entropy: must have shape [len(energies), len(y)] = [{u.size}, {yv.size}] (got {list(s.shape)})")
+    t = _checks.positive("temperature", temperature)
+    logw = np.where(np.isfinite(s), s - u[:, None] / t, -np.inf)
+    out = np.full(yv.size, np.nan)
+    has = np.isfinite(logw).any(axis=0)
+    if has.any():
+        col = logw[:, has]
+        m = col.max(axis=0)
+        out[has] = -t * (m + np.log(np.exp(col - m).sum(axis=0)))
+        out[has] -= out[has].min()
+    return out
+
+
+def peak(temperatures, values) -> tuple[float, float]:
+    """(T, value) at the maximum of a sampled curve, refined by a parabola through
+    the largest sample and its two neighbours."""
+    t, c = _as_np(temperatures), _as_np(values)
+    i = int(np.nanargmax(c))
+    if 0 < i < t.size - 1:
+        y0, y1, y2 = c[i - 1], c[i], c[i + 1]
+        den = y0 - 2 * y1 + y2
+        if den < 0:
+            d = 0.5 * (y0 - y2) / den
+            h = 0.5 * (t[i + 1] - t[i - 1])
+            return float(t[i] + d * h), float(y1 - 0.25 * (y0 - y2) * d)
+    return float(t[i]), float(c[i])

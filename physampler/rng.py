@@ -69,21 +69,39 @@ class WalkerRNG:
     def __len__(self) -> int:
         return len(self.generators)
 
+    def _refill(self, shape, dtype):
+        numel = 1
+        for s in shape:
+            numel *= s
+        block = max(1, self.BLOCK_NUMBERS // max(numel, 1))
+        buf = torch.empty((len(self.generators), block, *shape), dtype=dtype, device=self.device)
+        for g, row in zip(self.generators, buf):
+            torch.randn((block, *shape), generator=g, dtype=dtype, device=self.device, out=row)
+        self._buf, self._key, self._pos = buf, (shape, dtype), 0
+
     def normal(self, shape, dtype=torch.float64) -> torch.Tensor:
         """Standard normal numbers of shape ``[W, *shape]``, walker w from stream w."""
         shape = tuple(int(s) for s in shape)
-        key = (shape, dtype)
-        if self._key != key or self._pos >= self._buf.shape[1]:
-            numel = 1
-            for s in shape:
-                numel *= s
-            block = max(1, self.BLOCK_NUMBERS // max(numel, 1))
-            buf = torch.empty((len(self.generators), block, *shape), dtype=dtype, device=self.device)
-            for g, row in zip(self.generators, buf):
-                torch.randn((block, *shape), generator=g, dtype=dtype, device=self.device, out=row)
-            self._buf, self._key, self._pos = buf, key, 0
+        if self._key != (shape, dtype) or self._pos >= self._buf.shape[1]:
+            self._refill(shape, dtype)
         out = self._buf[:, self._pos]
         self._pos += 1
+        return out
+
+    def normal_steps(self, steps: int, shape, dtype=torch.float64) -> torch.Tensor:
+        """``steps`` consecutive :meth:`normal` requests at once, ``[W, steps, *shape]``:
+        exactly the numbers those calls would return, for compiled block loops."""
+        steps = _checks.positive_int("steps", steps)
+        shape = tuple(int(s) for s in shape)
+        out = torch.empty((len(self.generators), steps, *shape), dtype=dtype, device=self.device)
+        done = 0
+        while done < steps:
+            if self._key != (shape, dtype) or self._pos >= self._buf.shape[1]:
+                self._refill(shape, dtype)
+            take = min(steps - done, self._buf.shape[1] - self._pos)
+            out[:, done : done + take] = self._buf[:, self._pos : self._pos + take]
+            self._pos += take
+            done += take
         return out
 
     def state_dict(self) -> dict:

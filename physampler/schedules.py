@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import abc
 
+import numpy as np
+
 from . import _checks
 
 
@@ -13,6 +15,10 @@ class Schedule(abc.ABC):
     @abc.abstractmethod
     def __call__(self, step: int) -> float:
         """f_WL at step ``step`` (>= 0)."""
+
+    def values(self, start: int, count: int) -> np.ndarray:
+        """f_WL(start), …, f_WL(start + count − 1) as float64, equal to calling the schedule."""
+        return np.array([self(t) for t in range(start, start + count)], dtype=np.float64)
 
     def params(self) -> dict:
         return {k: v for k, v in vars(self).items()}
@@ -43,6 +49,13 @@ class InverseTime(Schedule):
         if t <= 0:
             return 0.0
         return self.F * min(t / self.t_wl, self.t_wl / t)
+
+    def values(self, start, count):
+        # Same IEEE operations as __call__, vectorised for compiled block loops.
+        t = np.arange(start, start + count, dtype=np.float64)
+        with np.errstate(divide="ignore"):
+            out = self.F * np.minimum(t / self.t_wl, self.t_wl / t)
+        return np.where(t <= 0, 0.0, out)
 
 
 class ThreeStage(Schedule):

@@ -17,6 +17,11 @@ def run(*args):
         (["validate", "harmonic", "--walkers", "many"], "--walkers"),
         (["validate", "harmonic", "--seed", "-1"], "--seed"),
         (["validate", "harmonic", "--device", "cuda:banana"], "--device"),
+        (["validate", "lj13", "--replicas", "1"], "--replicas"),
+        (["validate", "lj13", "--steps", "-5"], "--steps"),
+        (["validate", "lj38", "--reference-steps", "x"], "--reference-steps"),
+        (["validate", "lj-bulk", "--atoms", "300"], "--atoms"),
+        (["validate", "lj-bulk", "--atoms", "32"], "--atoms"),
         (["validate", "nothing"], "target"),
         (["frobnicate"], "command"),
         ([], "command"),
@@ -37,3 +42,10 @@ def test_failing_validation_exits_1():
     p = run("validate", "harmonic", "--dims", "4", "--steps", "300", "--walkers", "4")
     assert p.returncode == 1, p.stderr
     assert "FAIL" in p.stdout and "PASS" not in p.stdout.split("criteria")[0]
+
+
+def test_lj13_short_run_without_reference_fails_cleanly():
+    # 2 000 steps cannot fill S(U): the checks must fail (exit 1), never crash
+    p = run("validate", "lj13", "--steps", "2000", "--walkers", "2", "--replicas", "2", "--no-reference")
+    assert p.returncode == 1, p.stderr
+    assert "FAIL" in p.stdout and "Traceback" not in p.stderr

@@ -1,0 +1,216 @@
+"""Compiled block stepping: many steps per Python call on CPU (numba kernels).
+
+A compiled integrator wraps a configured torch integrator (:class:`WLMD` or
+:class:`BAOAB`), uses its ``init`` unchanged and replaces ``step`` by a loop
+in compiled code that performs the same operations in the same order
+(:mod:`physampler.systems.lj_kernels`).  Random numbers come from the same
+per-walker streams (:meth:`WalkerRNG.normal_steps`), so for the same seed a
+compiled run and a torch run follow the same trajectory up to round-off, and
+the state they return is the same dataclass — they can be mixed freely.
+
+Per-step Python overhead is what limits small systems (LJ13: a few hundred
+flops per step); the block loop removes it.  Supported: LJ clusters with
+ξ = U on a 1-D landscape (WLMD) and periodic LJ (BAOAB), float64, CPU.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from .. import _checks
+from ..biases import LinearWall, QuadraticWall
+from ..cvs import PotentialEnergy
+from ..faults import NumericalFault, OutOfGridError
+from ..systems import lj_kernels as K
+from ..systems.lennard_jones import LJBulk, LJCluster
+from .md import BAOAB, MDState
+from .wlmd import WLMD, WLMDState
+
+
+@dataclass
+class BlockInfo:
+    cv: torch.Tensor  # [steps, W, K] CV values after each step (WLMD) / [steps, W] potential energy (MD)
+    f_wl: np.ndarray | None  # [steps] f_WL used by each step's deposit (WLMD only)
+
+
+def _cpu_f64(t: torch.Tensor, name: str) -> np.ndarray:
+    if t.device.type != "cpu" or t.dtype != torch.float64:
+        raise ValueError(f"{name}: compiled integrators need float64 CPU tensors (got {t.dtype} on {t.device})")
+    return t.detach().contiguous().numpy().copy()
+
+
+def _raise_fault(status, info, state, cv_out, landscape):
+    """Turn a kernel status into the exception the torch path raises, with step and walker."""
+    s, w = int(info[0]), int(info[1])
+    t = state.step + s + 1
+    gw = state.rng.walkers[w]
+    if status == K.OUT_OF_GRID:
+        ax = landscape.grid.axes[0]
+        raise OutOfGridError(
+            f"step {t}, walker {gw}: CV outside the landscape grid: {ax.name} = {float(cv_out[s, w]):.6g} "
+            f"(grid [{ax.lower:g}, {ax.upper:g}]); widen the grid or set out_of_range='wall'", step=t, walker=gw)
+    if status == K.NEIGHBOUR_OVERFLOW:
+        raise NumericalFault(f"step {t}, walker {gw}: neighbour list overflow (atoms closer than 0.7 sigma)",
+                             step=t, walker=gw)
+    what = {K.NONFINITE_CV: "CV", K.NONFINITE_FORCE: "force"}[status]
+    raise NumericalFault(f"step {t}, walker {gw}: non-finite {what}", step=t, walker=gw)
+
+
+class CompiledWLMD:
+    """WLMD on an :class:`LJCluster` with ξ = its potential energy, in compiled blocks.
+
+    Parameters
+    ----------
+    wlmd : a :class:`WLMD` whose system is an LJCluster, whose single CV is that
+        system's :class:`PotentialEnergy`, on a 1-D CPU landscape, with walls
+        (:class:`QuadraticWall`/:class:`LinearWall`) as the only biases and no
+        constraints (the confining sphere is part of the cluster's energy).
+    """
+
+    def __init__(self, wlmd: WLMD):
+        if not isinstance(wlmd, WLMD):
+            raise ValueError(f"wlmd: must be a WLMD integrator (got {type(wlmd).__name__})")
+        sysm = wlmd.system
+        if not isinstance(sysm, LJCluster):
+            raise ValueError(f"wlmd.system: compiled WLMD supports LJCluster (got {type(sysm).__name__}); use WLMD.step")
+        cvs = list(wlmd.cvs)
+        if len(cvs) != 1 or not isinstance(cvs[0], PotentialEnergy) or cvs[0].system is not sysm:
+            raise ValueError("wlmd.cvs: compiled WLMD needs exactly one CV, the system's PotentialEnergy (got "
+                             f"{[type(c).__name__ for c in cvs]})")
+        if wlmd.constraints:
+            raise ValueError(f"wlmd.constraints: compiled WLMD takes none (got {len(wlmd.constraints)})")
+        ls = wlmd.landscape
+        if ls.device.type != "cpu":
+            raise ValueError(f"wlmd.landscape: compiled WLMD needs a CPU landscape (got {ls.device})")
+        for b in wlmd.biases:
+            if type(b) not in (QuadraticWall, LinearWall) or b.axis != 0:
+                raise ValueError(f"wlmd.biases: compiled WLMD supports walls on U only (got {type(b).__name__})")
+        if float(torch.as_tensor(sysm.masses)) != 1.0:
+            raise ValueError("system.masses: compiled WLMD assumes unit masses (reduced LJ units)")
+        self.wlmd = wlmd
+        self.system = sysm
+        self.landscape = ls
+        self.schedule = wlmd.schedule
+        ax = ls.grid.axes[0]
+        self._grid = (ax.lower, ax.upper, ax.width)
+        b = wlmd.biases
+        self._bias = (
+            np.array([x.at for x in b], dtype=np.float64),
+            np.array([x.strength for x in b], dtype=np.float64),
+            np.array([1.0 if x.side == "upper" else -1.0 for x in b], dtype=np.float64),
+            np.array([0 if isinstance(x, QuadraticWall) else 1 for x in b], dtype=np.int64),
+        )
+        beta = ls.wall_strength[0] if ls.out_of_range == "wall" else 0.0  # 0: no edge walls under 'raise'
+        self._edge_beta = np.array([beta, beta], dtype=np.float64)
+
+    def init(self, positions: torch.Tensor, rng, velocities: torch.Tensor | None = None) -> WLMDState:
+        return self.wlmd.init(positions, rng, velocities)
+
+    def step(self, state: WLMDState):
+        """One step (for :class:`~physampler.runner.Runner`); prefer :meth:`run` for speed."""
+        from .wlmd import WLMDInfo
+
+        new, info = self.run(state, 1)
+        return new, WLMDInfo(cv=new.cv, f_wl=float(info.f_wl[0]), in_range=self.landscape.grid.in_range(new.cv))
+
+    def run(self, state: WLMDState, steps: int) -> tuple[WLMDState, BlockInfo]:
+        """Advance ``steps`` WLMD steps; the landscape is updated in place."""
+        steps = _checks.positive_int("steps", steps)
+        w = self.wlmd
+        x = _cpu_f64(state.positions, "positions")
+        v = _cpu_f64(state.velocities, "velocities")
+        a = _cpu_f64(state.accel, "accel")
+        cv = _cpu_f64(state.cv, "cv")[:, 0].copy()
+        noise = state.rng.normal_steps(steps, x.shape[1:], dtype=torch.float64).numpy()
+        fvals = self.schedule.values(state.step + 1, steps)
+        S = self.landscape.S.numpy()
+        H = self.landscape.H.numpy()
+        cv_out = np.empty((steps, x.shape[0]))
+        info = np.zeros(2, dtype=np.int64)
+        conv = self.system.convention
+        lo, hi, width = self._grid
+        status = K.wlmd_cluster_block(
+            x, v, a, cv, S, H, noise, fvals, conv.rc2, conv.shift, self.system.radius, self.system.wall_stiffness,
+            lo, hi, width, float(self.landscape.sigma[0]), self.landscape.cutoff, self.landscape.edge == "reflect",
+            self.landscape.out_of_range == "raise", self._edge_beta, *self._bias,
+            w.dt, w.c_f, w.kT, float(w.walkers_total or x.shape[0]), cv_out, info,
+        )
+        if status != K.OK:
+            _raise_fault(status, info, state, cv_out, self.landscape)
+        cvt = torch.from_numpy(cv)[:, None]
+        new = replace(state, positions=torch.from_numpy(x), velocities=torch.from_numpy(v), accel=torch.from_numpy(a),
+                      cv=cvt, step=state.step + steps)
+        return new, BlockInfo(cv=torch.from_numpy(cv_out)[:, :, None], f_wl=fvals)
+
+
+class CompiledBAOAB:
+    """BAOAB Langevin dynamics of :class:`LJBulk` in compiled blocks, with a Verlet
+    neighbour list (r_list = r_c + ``skin``, rebuilt when an atom has moved more
+    than skin/2 since the last build, which keeps every pair inside r_c listed).
+
+    ``baoab`` must carry a :class:`~physampler.constraints.PeriodicBox` of the
+    system's box as its only constraint (positions are wrapped into [0, L)).
+    """
+
+    def __init__(self, baoab: BAOAB, skin: float = 0.3):
+        from ..constraints import PeriodicBox
+
+        if not isinstance(baoab, BAOAB):
+            raise ValueError(f"baoab: must be a BAOAB integrator (got {type(baoab).__name__})")
+        sysm = baoab.system
+        if not isinstance(sysm, LJBulk):
+            raise ValueError(f"baoab.system: compiled BAOAB supports LJBulk (got {type(sysm).__name__})")
+        cons = baoab.constraints
+        if len(cons) != 1 or not isinstance(cons[0], PeriodicBox) or not torch.allclose(
+                cons[0].lengths, torch.tensor(sysm.box, dtype=torch.float64)):
+            raise ValueError("baoab.constraints: must be exactly one PeriodicBox with the system's box edge")
+        self.baoab = baoab
+        self.system = sysm
+        self.skin = _checks.positive("skin", skin)
+        # r_list may exceed L/2: minimum-image distances change continuously wherever they are < L/2 ≥ r_c,
+        # so a pair can only enter r_c after having been listed.
+        self.rlist = sysm.cutoff + self.skin
+        # Half-list capacity: atoms no closer than 0.7σ pack at most 0.7405·((r_list + 0.35)/0.35)³ per sphere.
+        per_atom = min(sysm.n - 1, math.ceil(0.7405 * ((self.rlist + 0.35) / 0.35) ** 3 / 2) + 8)
+        self._cap = sysm.n * per_atom
+        self._lists = None  # (x_ref, start, nbrs) for the walkers of the last state
+
+    def init(self, positions: torch.Tensor, rng, velocities: torch.Tensor | None = None) -> MDState:
+        state = self.baoab.init(positions, rng, velocities)
+        self._lists = None
+        return state
+
+    def _build(self, x):
+        W, n = x.shape[0], x.shape[1]
+        start = np.zeros((W, n + 1), dtype=np.int64)
+        nbrs = np.zeros((W, self._cap), dtype=np.int64)
+        for w in range(W):
+            if K.build_neighbours(x[w], self.system.box, self.rlist, start[w], nbrs[w]) < 0:
+                raise NumericalFault(f"walker {w}: neighbour list overflow (atoms closer than 0.7 sigma)", step=-1, walker=w)
+        return x.copy(), start, nbrs
+
+    def run(self, state: MDState, steps: int) -> tuple[MDState, BlockInfo]:
+        steps = _checks.positive_int("steps", steps)
+        b = self.baoab
+        x = _cpu_f64(state.positions, "positions")
+        v = _cpu_f64(state.velocities, "velocities")
+        f = _cpu_f64(state.forces, "forces")
+        u = _cpu_f64(state.energy, "energy") - self.system.tail_energy()
+        if self._lists is None or self._lists[0].shape != x.shape:
+            self._lists = self._build(x)
+        x_ref, start, nbrs = self._lists
+        noise = state.rng.normal_steps(steps, x.shape[1:], dtype=torch.float64).numpy()
+        u_out = np.empty((steps, x.shape[0]))
+        info = np.zeros(2, dtype=np.int64)
+        conv = self.system.convention
+        status = K.baoab_bulk_block(x, v, f, u, noise, self.system.box, conv.rc2, conv.shift, self.rlist, self.skin,
+                                    x_ref, start, nbrs, b.dt, b.c_f, b.kT, u_out, info)
+        if status != K.OK:
+            _raise_fault(status, info, state, u_out, None)
+        tail = self.system.tail_energy()
+        new = replace(state, positions=torch.from_numpy(x), velocities=torch.from_numpy(v), forces=torch.from_numpy(f),
+                      energy=torch.from_numpy(u + tail), step=state.step + steps)
+        return new, BlockInfo(cv=torch.from_numpy(u_out + tail), f_wl=None)

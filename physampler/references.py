@@ -1,0 +1,237 @@
+"""Independent references made with other code: OpenMM and pymbar (SCIENCE.md §12).
+
+Optional: ``pip install "physampler[validation]"`` (OpenMM, pymbar).  Nothing in
+the sampler imports this module; validation commands and tests do.
+
+Units.  physampler's reduced LJ units map onto OpenMM's with σ = 1 nm,
+ε = 1 kJ/mol, m = 1 amu, so that τ = σ√(m/ε) = 1 ps and T* = k_B·T/ε, i.e.
+T[K] = T* / (k_B in kJ/mol/K).
+
+The pair term is a ``CustomNonbondedForce`` with the same cutoff convention
+(``NoCutoff`` for ``none``; ``CutoffNonPeriodic``/``CutoffPeriodic`` at r_c,
+no switching, no long-range correction, minus u(r_c) inside r_c for
+``shifted``), the confining sphere a ``CustomExternalForce``
+``k·step(r² − R²)·(√max(r², R²) − R)²`` (= k·(r − R)² outside); the tail correction of
+:class:`~physampler.systems.LJBulk` is added as the same constant.
+
+Canonical estimates combine OpenMM Langevin runs (``LangevinMiddleIntegrator``,
+a BAOAB splitting) at several temperatures with MBAR (Shirts & Chodera,
+J. Chem. Phys. 129, 124105 (2008); pymbar 4, ``solver_protocol="robust"``).
+Samples are thinned to uncorrelated ones with pymbar's statistical
+inefficiency; ⟨U⟩ and C_V,conf = (⟨U²⟩ − ⟨U⟩²)/T² get their error bars from
+a bootstrap over independent runs at each temperature.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+KB_KJ_PER_MOL_K = 0.00831446261815324  # k_B·N_A in kJ/mol/K (CODATA 2018)
+
+
+def _openmm():
+    try:
+        import openmm
+        import openmm.unit  # noqa: F401
+    except ImportError as e:
+        raise ImportError("OpenMM is needed for this reference: pip install 'physampler[validation]'") from e
+    return openmm
+
+
+def _quiet_pymbar() -> None:
+    # pymbar logs a JAX banner and a timeseries caveat at import; the caveat is
+    # handled here by thinning with the statistical inefficiency.
+    logging.getLogger("pymbar").setLevel(logging.ERROR)
+
+
+def available() -> str | None:
+    """None when OpenMM and pymbar import, else what is missing."""
+    _quiet_pymbar()
+    missing = []
+    for mod in ("openmm", "pymbar"):
+        try:
+            __import__(mod)
+        except ImportError:
+            missing.append(mod)
+    return " and ".join(missing) or None
+
+
+def kelvin(t_star: float) -> float:
+    """OpenMM temperature (K) of reduced temperature T* under σ = 1 nm, ε = 1 kJ/mol."""
+    return t_star / KB_KJ_PER_MOL_K
+
+
+def openmm_system(lj):
+    """An ``openmm.System`` with the physics of ``lj`` (an LJCluster or LJBulk)."""
+    from .systems.lennard_jones import LJBulk, LJCluster
+
+    mm = _openmm()
+    conv = lj.convention
+    sysm = mm.System()
+    for _ in range(lj.n):
+        sysm.addParticle(1.0)
+    expr = "4*(r^-12 - r^-6)" + (f" - {conv.shift!r}" if conv.mode == "shifted" else "")
+    nb = mm.CustomNonbondedForce(expr)
+    for _ in range(lj.n):
+        nb.addParticle([])
+    nb.setUseSwitchingFunction(False)
+    nb.setUseLongRangeCorrection(False)
+    if isinstance(lj, LJBulk):
+        nb.setNonbondedMethod(mm.CustomNonbondedForce.CutoffPeriodic)
+        nb.setCutoffDistance(conv.cutoff)
+        b = lj.box
+        sysm.setDefaultPeriodicBoxVectors(mm.Vec3(b, 0, 0), mm.Vec3(0, b, 0), mm.Vec3(0, 0, b))
+        if lj.tail_correction:
+            tail = mm.CustomExternalForce(f"{lj.tail_energy() / lj.n!r}")
+            for i in range(lj.n):
+                tail.addParticle(i, [])
+            sysm.addForce(tail)
+    elif isinstance(lj, LJCluster):
+        if conv.mode == "none":
+            nb.setNonbondedMethod(mm.CustomNonbondedForce.NoCutoff)
+        else:
+            nb.setNonbondedMethod(mm.CustomNonbondedForce.CutoffNonPeriodic)
+            nb.setCutoffDistance(conv.cutoff)
+        # sqrt(max(r², R²)) keeps the derivative finite for an atom at the origin.
+        k, R = lj.wall_stiffness, lj.radius
+        wall = mm.CustomExternalForce(f"{k!r}*step(r2-{R * R!r})*(sqrt(max(r2, {R * R!r}))-{R!r})^2; r2=x^2+y^2+z^2")
+        for i in range(lj.n):
+            wall.addParticle(i, [])
+        sysm.addForce(wall)
+    else:
+        raise ValueError(f"lj: must be an LJCluster or LJBulk (got {type(lj).__name__})")
+    sysm.addForce(nb)
+    return sysm
+
+
+def openmm_energy_forces(lj, positions: np.ndarray, platform: str = "Reference") -> tuple[np.ndarray, np.ndarray]:
+    """Potential energies [W] and forces [W, n, 3] of configurations [W, n, 3] from OpenMM
+    (``Reference`` platform: double precision)."""
+    mm = _openmm()
+    u = mm.unit
+    sysm = openmm_system(lj)
+    ctx = mm.Context(sysm, mm.VerletIntegrator(0.001), mm.Platform.getPlatformByName(platform))
+    es, fs = [], []
+    for x in np.asarray(positions, dtype=np.float64):
+        ctx.setPositions(x)
+        st = ctx.getState(getEnergy=True, getForces=True)
+        es.append(st.getPotentialEnergy().value_in_unit(u.kilojoule_per_mole))
+        fs.append(st.getForces(asNumpy=True).value_in_unit(u.kilojoule_per_mole / u.nanometer))
+    return np.array(es), np.array(fs)
+
+
+def openmm_langevin(lj, positions: np.ndarray, temperature: float, *, steps: int, report: int, dt: float = 0.005,
+                    friction: float = 1.0, seed: int = 1, platform: str = "Reference", threads: int = 1,
+                    equilibrate: int = 0) -> np.ndarray:
+    """Potential energies every ``report`` steps of an OpenMM Langevin run at reduced T."""
+    mm = _openmm()
+    u = mm.unit
+    sysm = openmm_system(lj)
+    integ = mm.LangevinMiddleIntegrator(kelvin(temperature), friction, dt)
+    integ.setRandomNumberSeed(int(seed))
+    plat = mm.Platform.getPlatformByName(platform)
+    props = {"Threads": str(threads)} if platform == "CPU" else {}
+    ctx = mm.Context(sysm, integ, plat, props)
+    ctx.setPositions(np.asarray(positions, dtype=np.float64))
+    ctx.setVelocitiesToTemperature(kelvin(temperature), int(seed))
+    if equilibrate:
+        integ.step(int(equilibrate))
+    out = np.empty(steps // report)
+    for k in range(out.size):
+        integ.step(report)
+        out[k] = ctx.getState(getEnergy=True).getPotentialEnergy().value_in_unit(u.kilojoule_per_mole)
+    return out
+
+
+def decorrelate(series: np.ndarray) -> np.ndarray:
+    """Uncorrelated subsample of a time series (pymbar's statistical inefficiency)."""
+    _quiet_pymbar()
+    from pymbar import timeseries
+
+    idx = timeseries.subsample_correlated_data(np.asarray(series))
+    return np.asarray(series)[idx]
+
+
+@dataclass
+class MBARCanonical:
+    temperature: np.ndarray
+    mean_energy: np.ndarray
+    mean_energy_error: np.ndarray
+    heat_capacity: np.ndarray  # configurational C_V
+    heat_capacity_error: np.ndarray
+    samples: np.ndarray  # uncorrelated samples used per simulated temperature
+
+
+def _mbar_moments(energies, counts, sim_temps, temps):
+    _quiet_pymbar()
+    from pymbar import MBAR
+
+    beta_sim = 1.0 / np.asarray(sim_temps)
+    u_kn = beta_sim[:, None] * energies[None, :]
+    mbar = MBAR(u_kn, counts, solver_protocol="robust")
+    f_k = mbar.f_k
+    # Reweight to each target temperature: log w_n(T) = −U_n/T − ln Σ_k N_k exp(f_k − β_k U_n).
+    log_den = np.logaddexp.reduce(np.log(counts)[:, None] + f_k[:, None] - u_kn, axis=0)
+    mean, var = [], []
+    for t in temps:
+        lw = -energies / t - log_den
+        w = np.exp(lw - lw.max())
+        w /= w.sum()
+        m = w @ energies
+        mean.append(m)
+        var.append(w @ (energies - m) ** 2)
+    return np.array(mean), np.array(var), f_k
+
+
+def mbar_canonical(series: list[list[np.ndarray]], sim_temps, temps, *, bootstrap: int = 100,
+                   seed: int = 0) -> MBARCanonical:
+    """⟨U⟩(T) and C_V,conf(T) with bootstrap error bars from runs at ``sim_temps``.
+
+    ``series[k]`` holds the potential-energy time series of the independent runs at
+    ``sim_temps[k]``; each is thinned to uncorrelated samples first.  The bootstrap
+    resamples whole runs per temperature (scaled by √(n/(n−1)) for n runs): near the
+    melting peak, solid–liquid switching and evaporation into the sphere are slower than
+    the statistical inefficiency of one run can see, and the spread between independent
+    runs is what measures them.
+    """
+    temps = np.atleast_1d(np.asarray(temps, dtype=np.float64))
+    runs = [[decorrelate(r) for r in per_t] for per_t in series]
+    if min(len(r) for r in runs) < 2:
+        raise ValueError("series: need at least two independent runs per temperature for the error bars")
+    pooled = [np.concatenate(r) for r in runs]
+    mean, var, _ = _mbar_moments(np.concatenate(pooled), np.array([len(x) for x in pooled]), sim_temps, temps)
+    rng = np.random.default_rng(seed)
+    bm, bc = [], []
+    for _ in range(bootstrap):
+        res = [np.concatenate([r[i] for i in rng.integers(0, len(r), len(r))]) for r in runs]
+        m, v, _ = _mbar_moments(np.concatenate(res), np.array([len(x) for x in res]), sim_temps, temps)
+        bm.append(m)
+        bc.append(v / temps**2)
+    n = min(len(r) for r in runs)
+    scale = math.sqrt(n / (n - 1))
+    return MBARCanonical(temps, mean, scale * np.std(bm, axis=0, ddof=1), var / temps**2,
+                         scale * np.std(bc, axis=0, ddof=1), np.array([len(x) for x in pooled]))
+
+
+def lj_cluster_reference(lj, positions: np.ndarray, sim_temps, temps, *, steps: int, runs: int = 5, report: int = 50,
+                         equilibrate: int = 20000, dt: float = 0.005, friction: float = 1.0, seed: int = 1,
+                         bootstrap: int = 100) -> MBARCanonical:
+    """Canonical ⟨U⟩(T), C_V,conf(T) of an LJ cluster: ``runs`` independent OpenMM Langevin runs of
+    ``steps // runs`` steps (after ``equilibrate``) at each of ``sim_temps``, combined with MBAR."""
+    series = [[openmm_langevin(lj, positions, t, steps=steps // runs, report=report, dt=dt, friction=friction,
+                               seed=seed + 1000 * k + j, equilibrate=equilibrate) for j in range(runs)]
+              for k, t in enumerate(sim_temps)]
+    return mbar_canonical(series, sim_temps, temps, bootstrap=bootstrap, seed=seed)
+
+
+def mean_with_error(series: np.ndarray) -> tuple[float, float]:
+    """Mean of a correlated series and its standard error (statistical inefficiency g)."""
+    _quiet_pymbar()
+    from pymbar import timeseries
+
+    s = np.asarray(series, dtype=np.float64)
+    g = timeseries.statistical_inefficiency(s)
+    return float(s.mean()), float(s.std(ddof=1) * math.sqrt(g / s.size))

@@ -1,0 +1,325 @@
+"""Validation on Lennard-Jones clusters (``physampler validate lj13`` / ``lj38``).
+
+WLMD with ξ = U samples S(U) of an LJ cluster in a soft confining sphere
+(:class:`~physampler.systems.LJCluster`), with the compiled block loop.  From S
+it derives, by canonical reweighting (:func:`physampler.analysis.canonical`),
+the configurational heat capacity C_V,conf(T) = (⟨U²⟩ − ⟨U⟩²)/T² — add 3n/2
+for the total C_V of the n free atoms in the sphere (the kinetic term; no
+centre-of-mass or rotation is removed) — and compares
+
+* the lowest inherent structure, found by FIRE-minimising the lowest-U
+  configurations of every walker, with the Cambridge Cluster Database global
+  minimum (to 1e-5 ε);
+* the C_V peak temperature with the literature range (SCIENCE.md §12);
+* C_V(T) with an independent canonical estimate, OpenMM Langevin runs at
+  several temperatures combined with MBAR (:mod:`physampler.references`, needs
+  the ``validation`` extra), at every comparison temperature:
+  |C_WL − C_MBAR| ≤ z·√(se_WL² + se_MBAR²) with z = 3.  ⟨U⟩(T) is compared the
+  same way but only reported: the WLMD step of SCIENCE.md §3 (kick, thermostat,
+  drift with the full dt) samples configurations with an O(dt) error, measured
+  as ⟨U⟩ too high by 0.05–0.15 ε at dt = 0.005 (0.04 at T = 0.42 with dt = 0.0025),
+  which shifts ⟨U⟩ but leaves the fluctuations, hence C_V, within the error bars.
+
+Error bars of the WLMD estimate come from R independent replicas (own seeds,
+own landscapes; se = std/√R); the reported curve is that of the replicas'
+mean S.  Replicas run in parallel threads (the compiled kernels release the GIL).
+"""
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .analysis import canonical, peak
+from .biases import LinearWall
+from .cvs import PotentialEnergy
+from .grid import Axis
+from .integrators import WLMD
+from .integrators.compiled import CompiledWLMD
+from .landscape import Landscape
+from .minimize import fire, inherent_structures
+from .rng import WalkerRNG
+from .schedules import InverseTime
+from .systems.lennard_jones import GLOBAL_MINIMA, LJCluster, icosahedron13, random_cluster
+
+
+@dataclass(frozen=True)
+class LJCase:
+    n: int
+    radius: float  # R_c (σ)
+    lower: float  # U grid (ε)
+    upper: float
+    bins: int
+    sigma_bins: float
+    wall_strength: float  # β of the grid-edge walls (1/ε²): walkers start in minima below the grid
+    edge_push: float  # slope of a linear wall at the upper edge (1/ε), well above dln g/dU there
+    kT: float  # thermostat temperature T0 (sets the time scale only)
+    dt: float
+    c_f: float
+    fill: float  # ∫ f_WL dt over the run; sets F (see :func:`schedule_for`)
+    t_wl_fraction: float  # t_WL as a fraction of the run's steps (the 1/t phase then covers the rest)
+    steps: int  # per walker (validate default)
+    walkers: int  # per replica
+    replicas: int
+    temperatures: tuple  # comparison temperatures
+    peak_range: tuple  # literature range of the C_V peak temperature
+    reference_temperatures: tuple  # OpenMM runs for MBAR
+    reference_steps: int  # per OpenMM temperature
+
+
+LJ_CASES = {
+    "lj13": LJCase(
+        n=13, radius=2.0, lower=-43.0, upper=-20.0, bins=460, sigma_bins=1.0, wall_strength=2.0, edge_push=10.0, kT=0.3, dt=0.005, c_f=0.005,
+        fill=24000.0, t_wl_fraction=0.125, steps=1_500_000, walkers=16, replicas=4,
+        temperatures=tuple(np.round(np.arange(0.22, 0.4201, 0.02), 3)), peak_range=(0.27, 0.31),
+        reference_temperatures=tuple(np.round(np.arange(0.18, 0.4801, 0.03), 3)), reference_steps=400_000,
+    ),
+    "lj38": LJCase(
+        n=38, radius=2.8, lower=-172.5, upper=-125.0, bins=475, sigma_bins=1.0, wall_strength=1.0, edge_push=20.0, kT=0.15, dt=0.005, c_f=0.005,
+        fill=200000.0, t_wl_fraction=0.125, steps=50_000_000, walkers=16, replicas=4,
+        temperatures=tuple(np.round(np.arange(0.08, 0.2501, 0.01), 3)), peak_range=(0.15, 0.19),
+        reference_temperatures=tuple(np.round(np.arange(0.10, 0.2501, 0.0125), 4)), reference_steps=4_000_000,
+    ),
+}
+
+
+@dataclass
+class ReplicaRun:
+    landscape: Landscape
+    low_positions: torch.Tensor  # lowest-U configurations seen at block ends [k, n, 3]
+    low_energies: torch.Tensor
+
+
+def start_configurations(lj: LJCluster, walkers: int, seed: int) -> torch.Tensor:
+    """Random clusters quenched with FIRE: every walker starts in some local minimum."""
+    rng = np.random.default_rng(seed)
+    x = torch.tensor(np.stack([random_cluster(lj.n, min(lj.radius, 0.62 * lj.n ** (1 / 3)), rng)
+                               for _ in range(walkers)]))
+    return fire(lj, x, fmax=1e-3, max_steps=5000).positions
+
+
+def schedule_for(case: LJCase, steps: int) -> InverseTime:
+    """f_WL = F·min(t/t_WL, t_WL/t) with t_WL = fraction·steps and F such that the run deposits
+    ``fill`` in all: ∫ f dt = F·t_WL·(½ + ln(steps/t_WL)).  The fill must exceed what raising S
+    to ln g over the grid takes (≈ bins × mean S above its minimum: ≈ 1.7e4 for LJ13); a fixed
+    fill keeps shortened runs converging, while F per walker stays small (F/W ≤ 0.01), which
+    keeps each walker's push from its own recent deposits — the lag bias of WLMD — small."""
+    t_wl = max(1, int(case.t_wl_fraction * steps))
+    return InverseTime(case.fill / (t_wl * (0.5 + np.log(max(steps / t_wl, 1.0)))), t_wl)
+
+
+def build(case: LJCase, steps: int, *, walkers: int | None = None) -> tuple[LJCluster, CompiledWLMD]:
+    lj = LJCluster(case.n, case.radius)
+    ls = Landscape([Axis("energy", case.lower, case.upper, bins=case.bins, units="epsilon", long_name="potential energy")],
+                   sigma=case.sigma_bins, out_of_range="wall", wall_strength=case.wall_strength)
+    # Beyond the upper edge ln g keeps rising (towards evaporated states) and a quadratic wall alone lets
+    # walkers settle outside, where they deposit nothing: add a linear wall of slope ``edge_push`` > dln g/dU.
+    # No such push at the lower edge: a strong push towards higher U drives atoms into each other's cores
+    # (a negative effective temperature), while ln g itself already draws walkers upwards.
+    walls = [LinearWall(0, case.upper, case.edge_push, "upper")]
+    schedule = schedule_for(case, steps)
+    w = WLMD(lj, PotentialEnergy(lj), ls, schedule, dt=case.dt, c_f=case.c_f, kT=case.kT, biases=walls,
+             walkers_total=walkers)
+    return lj, CompiledWLMD(w)
+
+
+def run_replica(case: LJCase, steps: int, walkers: int, seed: int, replica: int, *, block: int = 2000,
+                keep: int = 4) -> ReplicaRun:
+    """One replica: ``walkers`` walkers on their own landscape for ``steps`` steps."""
+    lj, integ = build(case, steps, walkers=walkers)
+    x0 = start_configurations(lj, walkers, seed * 1000 + replica)
+    rng = WalkerRNG(seed, range(replica * walkers, (replica + 1) * walkers))
+    state = integ.init(x0, rng)
+    low_x, low_u = [], []
+    done = 0
+    while done < steps:
+        n = min(block, steps - done)
+        state, _ = integ.run(state, n)
+        done += n
+        low_x.append(state.positions.clone())
+        low_u.append(state.cv[:, 0].clone())
+        if len(low_u) > 4 * keep:  # keep the ``keep`` lowest per walker
+            u = torch.stack(low_u)
+            xs = torch.stack(low_x)
+            order = torch.argsort(u, dim=0)[:keep]
+            low_u = [u[order[k], torch.arange(walkers)] for k in range(keep)]
+            low_x = [xs[order[k], torch.arange(walkers)] for k in range(keep)]
+    u = torch.stack(low_u).reshape(-1)
+    xs = torch.stack(low_x).reshape(-1, lj.n, 3)
+    return ReplicaRun(integ.landscape, xs, u)
+
+
+@dataclass
+class LJResult:
+    case: str
+    n: int
+    radius: float
+    steps: int
+    walkers: int
+    replicas: int
+    wall_time: float
+    minimum_found: float
+    global_minimum: float
+    structures: list
+    temperatures: np.ndarray
+    heat_capacity: np.ndarray  # C_V,conf from the mean S
+    heat_capacity_error: np.ndarray  # se over replicas
+    mean_energy: np.ndarray  # ⟨U⟩(T) from the mean S
+    mean_energy_error: np.ndarray
+    peak_temperature: float
+    peak_height: float
+    peak_range: tuple
+    reference: object | None = None  # MBARCanonical
+    z: float = 3.0
+    landscape: Landscape | None = None
+    flatness: tuple = field(default=(0.0, 0.0))
+
+    def _z(self, ours, ours_se, name):
+        if self.reference is None:
+            return None
+        ref = self.reference
+        return (ours - getattr(ref, name)) / np.sqrt(ours_se**2 + getattr(ref, name + "_error") ** 2)
+
+    @property
+    def deviations(self) -> np.ndarray | None:
+        """(C_WL − C_MBAR)/√(se_WL² + se_MBAR²) per temperature (None without a reference)."""
+        return self._z(self.heat_capacity, self.heat_capacity_error, "heat_capacity")
+
+    @property
+    def energy_deviations(self) -> np.ndarray | None:
+        """(⟨U⟩_WL − ⟨U⟩_MBAR)/√(se_WL² + se_MBAR²) per temperature."""
+        return self._z(self.mean_energy, self.mean_energy_error, "mean_energy")
+
+    @property
+    def checks(self) -> dict[str, bool]:
+        out = {
+            "global minimum": abs(self.minimum_found - self.global_minimum) <= 1e-5,
+            "C_V peak in literature range": self.peak_range[0] <= self.peak_temperature <= self.peak_range[1],
+        }
+        d = self.deviations
+        if d is not None:
+            out["C_V vs OpenMM+MBAR"] = bool(np.all(np.abs(d) <= self.z))
+        return out
+
+
+def run_lj_cluster(name: str, *, steps: int | None = None, walkers: int | None = None, replicas: int | None = None,
+                   seed: int = 2026, reference: bool = True, reference_steps: int | None = None,
+                   threads: int = 2) -> LJResult:
+    """The full validation of ``LJ_CASES[name]`` (see the module docstring)."""
+    case = LJ_CASES[name]
+    steps = steps or case.steps
+    walkers = walkers or case.walkers
+    replicas = replicas or case.replicas
+    if replicas < 2:
+        raise ValueError(f"replicas: must be >= 2 for an error bar (got {replicas})")
+    t0 = time.perf_counter()
+    torch.set_num_threads(1)
+    with ThreadPoolExecutor(max_workers=threads) as ex:
+        runs = list(ex.map(lambda r: run_replica(case, steps, walkers, seed, r), range(replicas)))
+    lj = LJCluster(case.n, case.radius)
+    xs = torch.cat([r.low_positions for r in runs])
+    mins = fire(lj, xs, fmax=1e-7, max_steps=50000)
+    structures = inherent_structures(mins.energy[mins.converged], tol=1e-5)
+    u = runs[0].landscape.grid.axes[0].centres().numpy()
+    temps = np.array(case.temperatures)
+    each = [canonical(u, r.landscape.shifted(), temps) for r in runs]
+    merged = Landscape.merge([r.landscape for r in runs], how="mean")
+    mean = canonical(u, merged.shifted(), temps)
+
+    def se(values):
+        return np.std(values, axis=0, ddof=1) / np.sqrt(replicas)
+
+    fine = np.linspace(temps[0], temps[-1], 401)
+    pt, ph = peak(fine, canonical(u, merged.shifted(), fine).heat_capacity)
+    wall = time.perf_counter() - t0
+    ref = None
+    if reference:
+        from .references import lj_cluster_reference
+
+        x0 = torch.tensor(icosahedron13() if case.n == 13 else mins.positions[int(torch.argmin(mins.energy))].numpy())
+        ref = lj_cluster_reference(lj, x0.numpy(), case.reference_temperatures, temps,
+                                   steps=reference_steps or case.reference_steps, seed=seed)
+    return LJResult(name, case.n, case.radius, steps, walkers, replicas, wall,
+                    structures[0].energy if structures else float("nan"), GLOBAL_MINIMA[case.n], structures, temps,
+                    mean.heat_capacity, se([c.heat_capacity for c in each]), mean.mean_energy,
+                    se([c.mean_energy for c in each]), pt, ph, case.peak_range, ref, landscape=merged,
+                    flatness=merged.flatness())
+
+
+# ------------------------------------------------------------------ bulk fluid
+@dataclass(frozen=True)
+class BulkPoint:
+    temperature: float
+    density: float
+    energy: float  # NIST U/N (cutoff 3σ, truncated, analytic tail correction; N = 500, NVT MC)
+
+
+#: NIST Standard Reference Simulation Website, "Lennard-Jones Fluid Properties" (SCIENCE.md §12).
+NIST_POINTS = (BulkPoint(0.85, 0.776, -5.5121), BulkPoint(0.85, 0.86, -6.0305), BulkPoint(0.90, 0.776, -5.4689))
+
+
+@dataclass
+class BulkResult:
+    temperature: float
+    density: float
+    n: int
+    cutoff: float
+    cutoff_mode: str
+    tail_correction: bool
+    energy_per_atom: float
+    error: float  # standard error from the statistical inefficiency
+    steps: int
+    wall_time: float
+
+
+def fcc_start(lj, seed: int) -> torch.Tensor:
+    """An fcc lattice filling the box, displaced by N(0, 0.05²) so it melts promptly."""
+    from .systems.lennard_jones import fcc_lattice
+
+    cells = round((lj.n / 4) ** (1 / 3))
+    if 4 * cells**3 != lj.n:
+        raise ValueError(f"n: must be 4·k³ for an fcc start (got {lj.n})")
+    rng = np.random.default_rng(seed)
+    return torch.tensor(fcc_lattice(cells, lj.box) + rng.normal(0, 0.05, (lj.n, 3)))[None]
+
+
+def statistical_error(series: np.ndarray) -> float:
+    """Standard error of the mean of a correlated series: blocking (Flyvbjerg & Petersen,
+    J. Chem. Phys. 91, 461 (1989)), the largest estimate over block sizes with ≥ 16 blocks."""
+    x = np.asarray(series, dtype=np.float64)
+    best = x.std(ddof=1) / np.sqrt(x.size)
+    while x.size >= 32:
+        x = 0.5 * (x[: x.size // 2 * 2 : 2] + x[1 : x.size // 2 * 2 : 2])
+        best = max(best, x.std(ddof=1) / np.sqrt(x.size))
+    return float(best)
+
+
+def run_bulk(temperature: float, density: float, *, n: int = 256, cutoff: float = 2.5, cutoff_mode: str = "shifted",
+             tail_correction: bool = False, steps: int = 50000, equilibrate: int = 10000, dt: float = 0.005,
+             friction: float = 1.0, seed: int = 2026, report: int = 10) -> BulkResult:
+    """⟨U⟩/N of bulk LJ from compiled BAOAB Langevin MD (one walker)."""
+    from .constraints import PeriodicBox
+    from .integrators import BAOAB
+    from .integrators.compiled import CompiledBAOAB
+    from .systems.lennard_jones import LJBulk
+
+    t0 = time.perf_counter()
+    lj = LJBulk(n, density=density, cutoff=cutoff, cutoff_mode=cutoff_mode, tail_correction=tail_correction)
+    integ = CompiledBAOAB(BAOAB(lj, dt=dt, kT=temperature, friction=friction, constraints=[PeriodicBox(lj.box)]))
+    state = integ.init(fcc_start(lj, seed), WalkerRNG(seed, 1))
+    if equilibrate:
+        state, _ = integ.run(state, equilibrate)
+    energies = []
+    done = 0
+    while done < steps:  # blocks of ≤ 2000 steps bound the memory of the pre-drawn noise
+        k = min(2000, steps - done)
+        state, info = integ.run(state, k)
+        energies.append(info.cv[report - 1 :: report, 0].numpy().copy() if k >= report else info.cv[-1:, 0].numpy())
+        done += k
+    energies = np.concatenate(energies)
+    u = np.array(energies) / n
+    return BulkResult(temperature, density, n, cutoff, cutoff_mode, tail_correction, float(u.mean()),
+                      statistical_error(u), steps, time.perf_counter() - t0)

@@ -1,0 +1,62 @@
+"""Thermodynamics of LJ systems against independent code (OpenMM, pymbar).
+
+Criterion everywhere: |physampler − reference| ≤ 3·√(se₁² + se₂²), the standard
+errors coming from the statistical inefficiency of each time series (bulk) or
+from independent WLMD replicas and an MBAR bootstrap (cluster).  Seeds are
+fixed, so each test is deterministic; the z = 3 bound is what makes it a
+statistical statement rather than a tuned number.  Negative controls show that
+the comparisons detect a wrong entropy (reweighting), a wrong thermostat
+temperature and a shifted deposit.
+"""
+import numpy as np
+import pytest
+
+from physampler.analysis import canonical
+
+references = pytest.importorskip("physampler.references")
+pytest.importorskip("openmm")
+pytest.importorskip("pymbar")
+
+from physampler.systems.lennard_jones import LJBulk  # noqa: E402
+from physampler.validation_lj import fcc_start, run_bulk, run_lj_cluster  # noqa: E402
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("temperature,density", [(0.85, 0.776), (2.0, 0.8)])
+def test_bulk_energy_matches_openmm(temperature, density):
+    """N = 256, truncated and shifted at 2.5σ, Langevin γ = 1, dt = 0.005 in both codes."""
+    ours = run_bulk(temperature, density, n=256, steps=20000, equilibrate=3000, seed=11)
+    lj = LJBulk(256, density=density, cutoff=2.5, cutoff_mode="shifted")
+    series = references.openmm_langevin(lj, fcc_start(lj, 12)[0].numpy(), temperature, steps=20000, report=10,
+                                        equilibrate=3000, seed=12, platform="CPU") / 256
+    ref, ref_se = references.mean_with_error(series)
+    err = np.hypot(ours.error, ref_se)
+    assert abs(ours.energy_per_atom - ref) <= 3 * err, (ours.energy_per_atom, ours.error, ref, ref_se)
+    assert 3 * err < 0.01 * abs(ref)  # the comparison is sharp: a 1 % error in U/N would fail it
+
+
+@pytest.mark.slow
+def test_lj13_heat_capacity_matches_openmm_mbar():
+    """Shortened `physampler validate lj13`: 4 replicas × 16 walkers × 7.5e5 WLMD steps (half the
+    default) against OpenMM Langevin runs of 2e5 steps at 11 temperatures + MBAR (half the default)."""
+    r = run_lj_cluster("lj13", steps=750_000, walkers=16, replicas=4, seed=7, reference_steps=200_000)
+    assert r.checks["global minimum"], r.minimum_found  # −44.326801 to 1e-5
+    assert r.checks["C_V vs OpenMM+MBAR"], r.deviations
+    assert r.checks["C_V peak in literature range"], r.peak_temperature
+    # ⟨U⟩ carries the O(dt) offset of the WLMD splitting (validation_lj docstring), within 3 se at this length.
+    assert np.all(np.abs(r.energy_deviations) <= 3), r.energy_deviations
+
+    ref = r.reference
+    u = r.landscape.grid.axes[0].centres().numpy()
+    s = r.landscape.shifted().numpy()
+
+    def worst_z(entropy, energies=u, temps=r.temperatures):
+        c = canonical(energies, entropy, temps)
+        zc = (c.heat_capacity - ref.heat_capacity) / np.hypot(r.heat_capacity_error, ref.heat_capacity_error)
+        zu = (c.mean_energy - ref.mean_energy) / np.hypot(r.mean_energy_error, ref.mean_energy_error)
+        return np.max(np.abs(zc)), np.max(np.abs(zu))
+
+    # Negative controls: each wrong ingredient shows up far outside the error bars.
+    assert worst_z(1.1 * s)[0] > 3  # thermostat at 1.1·T0, or deposits 10 % too high: S → 1.1·ln g
+    assert worst_z(s, temps=r.temperatures * 1.05)[0] > 3  # reweighting at the wrong temperature
+    assert worst_z(s, energies=u + 4 * (u[1] - u[0]))[1] > 3  # deposits four bins (0.2 ε) off in U
