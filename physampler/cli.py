@@ -1,4 +1,4 @@
-"""Command-line interface: ``physampler validate harmonic | lj13 | lj38 | lj-bulk``.
+"""Command-line interface: ``physampler run | plot | info | analyze | validate``.
 
 Bad arguments print one line ``physampler: error: ...`` and exit with status 2,
 without a traceback.
@@ -67,6 +67,28 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--reference-steps", type=_positive_int, default=case.reference_steps,
                        help="OpenMM Langevin steps per reference temperature (default %(default)s)")
         c.add_argument("--no-reference", action="store_true", help="skip the OpenMM+MBAR comparison")
+    r = sub.add_parser("run", help="run a sampling job from a TOML config (no CONFIG: the built-in default)")
+    r.add_argument("config", nargs="?", help="TOML config (see docs/config.md); omitted: the built-in LJ13 job")
+    r.add_argument("--out", help="output directory (overrides output.directory)")
+    r.add_argument("--steps", type=_positive_int, help="total steps per walker (overrides run.steps)")
+    r.add_argument("--device", help="cpu | cuda | cuda:N (overrides run.device)")
+    r.add_argument("--resume", action="store_true", help="continue from the directory's checkpoint (if any)")
+    r.add_argument("--overwrite", action="store_true", help="replace the outputs of an existing directory")
+    r.add_argument("--quiet", action="store_true", help="no progress output")
+    r.add_argument("--print-default-config", action="store_true", help="print the built-in default config and exit")
+    pl = sub.add_parser("plot", help="plot a landscape.nc: S(xi), C_V(T) for an energy CV, 2-D heat map")
+    pl.add_argument("landscape", help="landscape.nc")
+    pl.add_argument("-o", "--output", help="PNG to write (default: next to the landscape, .png)")
+    pl.add_argument("--trajectory", help="trajectory.nc to overlay on a 2-D landscape")
+    inf = sub.add_parser("info", help="grid, steps, walkers, final f_WL, flatness and provenance of a landscape.nc")
+    inf.add_argument("landscape", help="landscape.nc")
+    an = sub.add_parser("analyze", help="canonical table <U>, C_V(T) of a 1-D energy landscape, as CSV")
+    an.add_argument("landscape", help="landscape.nc")
+    an.add_argument("--temperatures", required=True, nargs="+", type=_temperature, metavar="T",
+                    help="temperatures, or one range LO:HI:N")
+    an.add_argument("--kinetic-dof", type=_non_negative_int, default=0,
+                    help="degrees of freedom d: add d/2 to C_V for the total heat capacity (default 0)")
+    an.add_argument("-o", "--output", help="CSV file (default: standard output)")
     b = vs.add_parser("lj-bulk", help="bulk LJ <U>/N from Langevin MD vs the NIST reference values")
     b.add_argument("--steps", type=_positive_int, default=100000, help="production steps per state point (default %(default)s)")
     b.add_argument("--equilibrate", type=_positive_int, default=20000, help="equilibration steps (default %(default)s)")
@@ -74,6 +96,23 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=_non_negative_int, default=2026, help="run seed (default %(default)s)")
     b.add_argument("--threads", type=_positive_int, default=2, help="state points run in parallel (default %(default)s)")
     return p
+
+
+def _temperature(text: str):
+    try:
+        if ":" in text:
+            lo, hi, n = text.split(":")
+            lo, hi, n = float(lo), float(hi), int(n)
+            if not (0 < lo < hi) or n < 2:
+                raise ValueError
+            return list(np.linspace(lo, hi, n))
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a temperature > 0 or a range LO:HI:N with 0 < LO < HI, N >= 2 "
+                                         f"(got {text!r})") from None
+    if not (v > 0 and np.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"must be a temperature > 0 (got {text!r})")
+    return [v]
 
 
 def _replicas(text: str) -> int:
@@ -203,8 +242,131 @@ def _validate_bulk(args) -> int:
     return 0 if ok else 1
 
 
+def _config_error(msg: str) -> int:
+    print(f"config error: {msg}", file=sys.stderr)
+    return 2
+
+
+def _run(args) -> int:
+    from pathlib import Path
+
+    from . import config as C
+    from .faults import NumericalFault
+    from .job import DEFAULT_CONFIG, JobError, run
+
+    if args.print_default_config:
+        print(DEFAULT_CONFIG, end="")
+        return 0
+    try:
+        if args.config is None:
+            text = DEFAULT_CONFIG
+            cfg = C.parse(text)
+        else:
+            cfg, text = C.load(args.config)
+        if args.steps is not None:
+            cfg["run"]["steps"] = args.steps
+        if args.device is not None:
+            cfg["run"]["device"] = args.device
+        C._cross_checks(cfg)
+        out = Path(args.out or cfg["output"]["directory"])
+        return run(cfg, text, out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
+                   log=lambda m: print(m, file=sys.stderr, flush=True))
+    except (C.ConfigError, JobError) as e:
+        return _config_error(str(e))
+    except NumericalFault as e:
+        print(f"physampler: numerical fault: {e} (the last checkpoint is intact; fix the set-up or resume)",
+              file=sys.stderr)
+        return 1
+
+
+def _open_landscape(path: str):
+    from pathlib import Path
+
+    from .io import read_landscape
+
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"landscape: no such file (got {path!r})")
+    try:
+        return read_landscape(p)
+    except Exception as e:  # not NetCDF, or not a physampler landscape: one line, no traceback
+        raise ValueError(f"landscape: not a physampler landscape.nc ({type(e).__name__}: {e}) (got {path!r})") from None
+
+
+def _plot(args) -> int:
+    from pathlib import Path
+
+    from .plotting import plot_landscape
+
+    try:
+        _open_landscape(args.landscape)
+        out = Path(args.output) if args.output else Path(args.landscape).with_suffix(".png")
+        plot_landscape(args.landscape, out, trajectory=args.trajectory)
+    except ValueError as e:
+        print(f"physampler: error: {e}", file=sys.stderr)
+        return 2
+    print(out)
+    return 0
+
+
+def _info(args) -> int:
+    try:
+        ls, attrs = _open_landscape(args.landscape)
+    except ValueError as e:
+        print(f"physampler: error: {e}", file=sys.stderr)
+        return 2
+    print(f"file        {args.landscape}")
+    print(f"source      {attrs.get('source', '?')}, created {attrs.get('date_created', '?')}, "
+          f"Conventions {attrs.get('Conventions', '?')}")
+    for a in ls.grid.axes:
+        print(f"axis        {a.name} [{a.units}]: {a.lower:g} .. {a.upper:g}, {a.bins} bins of {a.width:g}")
+    print(f"kernel      sigma {ls.sigma.tolist()} bins, cutoff {ls.cutoff} sigma, edge {ls.edge}, "
+          f"out_of_range {ls.out_of_range}")
+    print(f"run         steps {attrs.get('steps_done', '?')}, walkers {attrs.get('walkers', '?')}, "
+          f"seed {attrs.get('seed', '?')}, complete {bool(attrs.get('complete', 0))}")
+    print(f"f_WL        {attrs.get('f_wl_final', float('nan')):.6g} at the last step")
+    lo, hi = ls.flatness()
+    print(f"histogram   {int(ls.visited().sum())} of {ls.grid.size} bins visited; min/mean {lo:.3f}, max/mean {hi:.3f}")
+    return 0
+
+
+def _analyze(args) -> int:
+    import csv
+
+    from .analysis import canonical
+    from .plotting import is_energy_axis
+
+    try:
+        ls, _ = _open_landscape(args.landscape)
+        if ls.grid.ndim != 1 or not is_energy_axis(ls.grid.axes[0].name, ls.grid.axes[0].units):
+            raise ValueError(f"landscape: analyze needs a 1-D landscape over an energy CV (got axes {ls.grid.names})")
+        temps = [t for group in args.temperatures for t in group]
+        c = canonical(ls.grid.axes[0].centres(), ls.shifted(), temps, kinetic_dof=args.kinetic_dof)
+    except ValueError as e:
+        print(f"physampler: error: {e}", file=sys.stderr)
+        return 2
+    f = open(args.output, "w", newline="") if args.output else sys.stdout
+    try:
+        w = csv.writer(f)
+        w.writerow(["T", "mean_energy", "energy_variance", "heat_capacity", "log_z"])
+        for row in zip(c.temperature, c.mean_energy, c.energy_variance, c.heat_capacity, c.log_z):
+            w.writerow([f"{x:.10g}" for x in row])
+    finally:
+        if args.output:
+            f.close()
+    return 0
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "run":
+        return _run(args)
+    if args.command == "plot":
+        return _plot(args)
+    if args.command == "info":
+        return _info(args)
+    if args.command == "analyze":
+        return _analyze(args)
     if args.command == "validate" and args.target == "harmonic":
         return _validate_harmonic(args)
     if args.command == "validate" and args.target == "lj-bulk":

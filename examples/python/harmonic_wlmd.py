@@ -1,7 +1,7 @@
 """Entropy of a 6-dimensional harmonic well with WLMD, compared with the exact
 S(U) = 2 ln U + c, and its canonical heat capacity (exact: C_V,conf = 3).
 
-    python examples/harmonic_wlmd.py        # about 20 s on one core
+    python examples/python/harmonic_wlmd.py        # about 20 s on one core
 """
 import numpy as np
 import torch

@@ -1,0 +1,337 @@
+"""Run configuration: a TOML file (read with ``tomllib``) checked against a schema.
+
+Every key of every section is declared in :data:`SCHEMA` with its type, default,
+allowed values and a one-line description; ``docs/config.md`` is written from
+the same table (:func:`markdown`), so documentation and checks cannot drift.
+Any problem raises :class:`ConfigError` whose message reads
+``<section.key>: <what is wrong> (got <value>)``.
+
+Sections: ``[system]`` ``[cvs]`` ``[landscape]`` ``[bias]`` ``[integrator]``
+``[schedule]`` ``[run]`` ``[output]``.
+"""
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+SYSTEMS = ("harmonic", "double_well", "lj_cluster")
+CV_KINDS = ("energy", "rg", "q6", "x0")
+ENGINES = ("auto", "torch", "compiled")
+SCHEDULE_KINDS = ("inverse_time", "three_stage", "constant")
+DTYPES = ("float64", "float32")
+
+
+class ConfigError(ValueError):
+    """A configuration problem; ``str()`` is the one line the CLI prints after ``config error: ``."""
+
+
+@dataclass(frozen=True)
+class Key:
+    type: str  # int | float | bool | str | list[float] | list[int] | list[str] | list[table]
+    default: Any  # REQUIRED for keys without a default; None: optional, absent
+    doc: str
+    allowed: str = ""  # human-readable range for the docs and the messages
+    check: Callable[[Any], bool] | None = None
+    choices: tuple = ()
+
+
+REQUIRED = object()
+
+
+def _pos(x):
+    return x > 0
+
+
+def _nonneg(x):
+    return x >= 0
+
+
+def _unit(x):
+    return 0.0 <= x <= 1.0
+
+
+SCHEMA: dict[str, dict[str, Key]] = {
+    "system": {
+        "kind": Key("str", REQUIRED, "the system sampled", choices=SYSTEMS),
+        "dims": Key("int", 10, "harmonic: number of coordinates N", "> 0", _pos),
+        "stiffness": Key("float", 1.0, "harmonic: spring constant k of U = ½ Σ k x²", "> 0", _pos),
+        "barrier": Key("float", 1.0, "double_well: barrier height h of U = h (x² − 1)²", "> 0", _pos),
+        "atoms": Key("int", 13, "lj_cluster: number of atoms n", ">= 2", lambda x: x >= 2),
+        "radius": Key("float", 2.0, "lj_cluster: confining-sphere radius R_c (σ)", "> 0", _pos),
+        "wall_stiffness": Key("float", 100.0, "lj_cluster: sphere wall k_w (ε/σ²)", "> 0", _pos),
+    },
+    "cvs": {
+        "names": Key("list[str]", ["energy"], "the CVs, one landscape axis each, in order", "non-empty, unique",
+                     choices=CV_KINDS),
+        "q6_r_on": Key("float", 1.3, "q6: bond weight 1 below this distance (σ)", "> 0", _pos),
+        "q6_r_off": Key("float", 1.5, "q6: bond weight 0 beyond this distance (σ)", "> q6_r_on", _pos),
+    },
+    "landscape": {
+        "lower": Key("list[float]", REQUIRED, "lower grid edge per CV", "finite, < upper"),
+        "upper": Key("list[float]", REQUIRED, "upper grid edge per CV", "finite, > lower"),
+        "bins": Key("list[int]", REQUIRED, "bins per CV", ">= 3", lambda x: x >= 3),
+        "sigma": Key("float", 1.0, "deposit kernel width in bins", "> 0", _pos),
+        "cutoff": Key("float", 4.0, "kernel truncation in units of sigma", "> 0", _pos),
+        "edge": Key("str", "reflect", "kernel mass beyond an edge is mirrored or dropped", choices=("reflect", "truncate")),
+        "out_of_range": Key("str", "wall", "a CV off the grid raises, or feels edge walls",
+                            choices=("raise", "wall")),
+        "wall_strength": Key("float", None, "β of the edge walls (per CV unit²); default 1/bin width²", "> 0", _pos),
+        "initial_temperature": Key("float", None, "start S as (U − lower)/T along the energy CV, so walkers begin "
+                                   "with canonical dynamics at T instead of free flight; default: S = 0", "> 0", _pos),
+    },
+    "bias": {
+        "walls": Key("list[table]", [], "extra walls: {cv, side = lower|upper, at, strength, shape = quadratic|linear}",
+                     "each cv among [cvs].names"),
+    },
+    "integrator": {
+        "kind": Key("str", "wlmd", "the integrator", choices=("wlmd",)),
+        "engine": Key("str", "auto", "compiled: numba block loop (lj_cluster, one energy CV, CPU); auto picks it "
+                      "when it applies", choices=ENGINES),
+        "dt": Key("float", REQUIRED, "time step", "> 0", _pos),
+        "c_f": Key("float", 0.01, "thermostat coefficient c_f per step", "[0, 1]", _unit),
+        "kT": Key("float", 1.0, "thermostat temperature T0 (= kT)", "> 0", _pos),
+    },
+    "schedule": {
+        "kind": Key("str", "inverse_time", "f_WL(t) schedule", choices=SCHEDULE_KINDS),
+        "F": Key("float", 0.5, "inverse_time/three_stage: peak factor F", "> 0", _pos),
+        "t_wl": Key("float", None, "inverse_time: t_WL (steps); default run.steps / 8", "> 0", _pos),
+        "t_rise": Key("float", None, "three_stage: end of the linear rise (steps)", "> 0", _pos),
+        "t_drop": Key("float", None, "three_stage: start of the 1/t decay (steps)", ">= t_rise", _pos),
+        "t_off": Key("float", 0.0, "three_stage: offset of the 1/t decay", "< t_drop"),
+        "f": Key("float", 0.0, "constant: f_WL", ">= 0", _nonneg),
+    },
+    "run": {
+        "walkers": Key("int", 16, "walkers sharing the landscape", "> 0", _pos),
+        "steps": Key("int", REQUIRED, "steps per walker (in total, across resumes)", "> 0", _pos),
+        "seed": Key("int", 0, "run seed; walker w uses the stream of (seed, rank, w)", ">= 0", _nonneg),
+        "device": Key("str", "cpu", "torch device: cpu, cuda, cuda:N"),
+        "dtype": Key("str", "float64", "positions and velocities (landscapes are always float64)", choices=DTYPES),
+    },
+    "output": {
+        "directory": Key("str", "physampler-run", "output directory (created; never overwritten without "
+                         "--overwrite)"),
+        "report_interval": Key("int", 1000, "steps between trajectory records and progress updates", "> 0", _pos),
+        "checkpoint_interval": Key("int", 100000, "steps between checkpoints (a multiple of report_interval)", "> 0",
+                                   _pos),
+        "plot": Key("bool", True, "write landscape.png at the end"),
+        "temperatures": Key("list[float]", [], "energy CV: temperatures of the C_V(T) table/plot; default from S",
+                            "> 0", _pos),
+    },
+}
+
+WALL_KEYS = {"cv": str, "side": str, "at": float, "strength": float, "shape": str}
+
+
+def _fmt(v) -> str:
+    if isinstance(v, str):
+        return repr(v)
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {_fmt(x)}" for k, x in v.items()) + "}"
+    return str(v)
+
+
+def _err(where: str, what: str, got) -> ConfigError:
+    return ConfigError(f"{where}: {what} (got {_fmt(got)})")
+
+
+def _scalar(where: str, typ: str, v):
+    if typ == "bool":
+        if not isinstance(v, bool):
+            raise _err(where, "must be true or false", v)
+        return v
+    if typ == "int":
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise _err(where, "must be an integer", v)
+        return v
+    if typ == "float":
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise _err(where, "must be a number", v)
+        v = float(v)
+        if not math.isfinite(v):
+            raise _err(where, "must be finite", v)
+        return v
+    if typ == "str":
+        if not isinstance(v, str):
+            raise _err(where, "must be a string", v)
+        return v
+    raise AssertionError(typ)
+
+
+def _value(where: str, key: Key, v):
+    if key.type.startswith("list["):
+        inner = key.type[5:-1]
+        if not isinstance(v, list):
+            raise _err(where, f"must be a list of {inner}s", v)
+        if inner == "table":
+            return [_wall(f"{where}[{i}]", x) for i, x in enumerate(v)]
+        out = [_scalar(f"{where}[{i}]", inner, x) for i, x in enumerate(v)]
+        items = [(f"{where}[{i}]", x) for i, x in enumerate(out)]
+    else:
+        out = _scalar(where, key.type, v)
+        items = [(where, out)]
+    for w, x in items:
+        if key.choices and x not in key.choices:
+            raise _err(w, "must be one of " + ", ".join(key.choices), x)
+        if key.check is not None and not key.check(x):
+            raise _err(w, f"must be {key.allowed}", x)
+    return out
+
+
+def _wall(where: str, v) -> dict:
+    if not isinstance(v, dict):
+        raise _err(where, "must be a table {cv, side, at, strength, shape}", v)
+    extra = sorted(set(v) - set(WALL_KEYS))
+    if extra:
+        raise _err(f"{where}.{extra[0]}", "unknown key; allowed: " + ", ".join(WALL_KEYS), v[extra[0]])
+    out = {"shape": "quadratic"} | dict(v)
+    for k, t in WALL_KEYS.items():
+        if k not in out:
+            raise _err(f"{where}.{k}", "is required", None)
+        out[k] = _scalar(f"{where}.{k}", "float" if t is float else "str", out[k])
+    if out["side"] not in ("lower", "upper"):
+        raise _err(f"{where}.side", "must be one of lower, upper", out["side"])
+    if out["shape"] not in ("quadratic", "linear"):
+        raise _err(f"{where}.shape", "must be one of quadratic, linear", out["shape"])
+    if out["strength"] <= 0:
+        raise _err(f"{where}.strength", "must be > 0", out["strength"])
+    return out
+
+
+def parse(text: str) -> dict:
+    """Parse and check TOML ``text``; returns {section: {key: value}} with every default filled."""
+    if not text.strip():
+        raise ConfigError("config: the file is empty; it needs at least [system], [landscape], [integrator] and [run] "
+                          f"(got {len(text)} bytes of whitespace)")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config: not valid TOML: {e} (got {text.splitlines()[0][:40]!r}...)") from None
+    unknown = sorted(set(raw) - set(SCHEMA))
+    if unknown:
+        raise _err(unknown[0], "unknown section; allowed: " + ", ".join(SCHEMA), raw[unknown[0]])
+    cfg: dict[str, dict] = {}
+    for sec, keys in SCHEMA.items():
+        given = raw.get(sec, {})
+        if not isinstance(given, dict):
+            raise _err(sec, "must be a table [" + sec + "]", given)
+        extra = sorted(set(given) - set(keys))
+        if extra:
+            raise _err(f"{sec}.{extra[0]}", "unknown key; allowed: " + ", ".join(keys), given[extra[0]])
+        out = {}
+        for name, key in keys.items():
+            where = f"{sec}.{name}"
+            if name in given:
+                out[name] = _value(where, key, given[name])
+            elif key.default is REQUIRED:
+                raise ConfigError(f"{where}: is required (got nothing)")
+            else:
+                out[name] = key.default
+        cfg[sec] = out
+    _cross_checks(cfg)
+    return cfg
+
+
+def _cross_checks(cfg: dict) -> None:
+    names = cfg["cvs"]["names"]
+    if not names:
+        raise _err("cvs.names", "must name at least one CV", names)
+    if len(set(names)) != len(names):
+        raise _err("cvs.names", "must be unique", names)
+    kind = cfg["system"]["kind"]
+    for n in names:
+        if n in ("rg", "q6") and kind != "lj_cluster":
+            raise _err("cvs.names", f"{n!r} needs system.kind = 'lj_cluster'", names)
+        if n == "x0" and kind == "lj_cluster":
+            raise _err("cvs.names", "'x0' (first coordinate) applies to harmonic and double_well", names)
+    if cfg["cvs"]["q6_r_off"] <= cfg["cvs"]["q6_r_on"]:
+        raise _err("cvs.q6_r_off", "must be > q6_r_on", cfg["cvs"]["q6_r_off"])
+    ls = cfg["landscape"]
+    for k in ("lower", "upper", "bins"):
+        if len(ls[k]) != len(names):
+            raise _err(f"landscape.{k}", f"must give one value per CV ({len(names)})", ls[k])
+    for i, (lo, hi) in enumerate(zip(ls["lower"], ls["upper"])):
+        if not lo < hi:
+            raise _err(f"landscape.lower[{i}]", f"must be < landscape.upper[{i}] = {hi}", lo)
+    if ls["initial_temperature"] is not None and "energy" not in names:
+        raise _err("landscape.initial_temperature", "needs an 'energy' CV in cvs.names", ls["initial_temperature"])
+    for i, w in enumerate(cfg["bias"]["walls"]):
+        if w["cv"] not in names:
+            raise _err(f"bias.walls[{i}].cv", "must be one of " + ", ".join(names), w["cv"])
+    sc = cfg["schedule"]
+    if sc["kind"] == "three_stage":
+        for k in ("t_rise", "t_drop"):
+            if sc[k] is None:
+                raise ConfigError(f"schedule.{k}: is required for kind = 'three_stage' (got nothing)")
+        if sc["t_drop"] < sc["t_rise"]:
+            raise _err("schedule.t_drop", "must be >= schedule.t_rise", sc["t_drop"])
+        if sc["t_off"] >= sc["t_drop"]:
+            raise _err("schedule.t_off", "must be < schedule.t_drop", sc["t_off"])
+    out = cfg["output"]
+    if out["checkpoint_interval"] % out["report_interval"]:
+        raise _err("output.checkpoint_interval", f"must be a multiple of output.report_interval = "
+                   f"{out['report_interval']}", out["checkpoint_interval"])
+    dev = cfg["run"]["device"]
+    if not (dev == "cpu" or dev == "cuda" or (dev.startswith("cuda:") and dev[5:].isdigit())):
+        raise _err("run.device", "must be cpu, cuda or cuda:N", dev)
+    eng = cfg["integrator"]["engine"]
+    if eng == "compiled":
+        why = compiled_obstacle(cfg)
+        if why:
+            raise _err("integrator.engine", f"'compiled' needs {why}", eng)
+
+
+def compiled_obstacle(cfg: dict) -> str | None:
+    """None when the compiled WLMD applies to ``cfg``, else what it would need."""
+    if cfg["system"]["kind"] != "lj_cluster":
+        return "system.kind = 'lj_cluster'"
+    if cfg["cvs"]["names"] != ["energy"]:
+        return "cvs.names = ['energy']"
+    if cfg["run"]["device"] != "cpu" or cfg["run"]["dtype"] != "float64":
+        return "run.device = 'cpu' and run.dtype = 'float64'"
+    return None
+
+
+def load(path: str | Path) -> tuple[dict, str]:
+    """Read and check a config file; returns (config, text)."""
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"config: is a directory, not a TOML file (got {str(p)!r})")
+    if not p.exists():
+        raise ConfigError(f"config: no such file (got {str(p)!r})")
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"config: cannot be read: {e.strerror} (got {str(p)!r})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config: not UTF-8 text, so not TOML (got {len(data)} bytes)") from None
+    return parse(text), text
+
+
+def diff(a: dict, b: dict, *, ignore=(("run", "steps"), ("output", "directory"), ("run", "device"))) -> list[str]:
+    """Keys (``section.key``) whose values differ between two parsed configs."""
+    out = []
+    for sec, keys in SCHEMA.items():
+        for k in keys:
+            if (sec, k) in ignore:
+                continue
+            if a.get(sec, {}).get(k) != b.get(sec, {}).get(k):
+                out.append(f"{sec}.{k}")
+    return out
+
+
+def markdown() -> str:
+    """The key reference of docs/config.md, generated from :data:`SCHEMA`."""
+    lines = []
+    for sec, keys in SCHEMA.items():
+        lines += [f"### `[{sec}]`", "", "| key | type | default | allowed | meaning |", "| --- | --- | --- | --- | --- |"]
+        for name, k in keys.items():
+            default = "required" if k.default is REQUIRED else ("—" if k.default is None else f"`{_fmt(k.default)}`")
+            allowed = ", ".join(f"`{c}`" for c in k.choices) if k.choices else (k.allowed or "any")
+            lines.append(f"| `{name}` | {k.type} | {default} | {allowed} | {k.doc} |")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,93 @@
+"""Figures of landscape files (matplotlib, Agg backend; no display needed).
+
+1-D landscapes: S(ξ) and, for an energy CV, the configurational heat capacity
+C_V(T) = (⟨U²⟩ − ⟨U⟩²)/T² by canonical reweighting.  2-D landscapes: a heat map
+of S with the max-entropy curve y*(x) and the entropy-weighted mean ⟨y⟩(x)
+([P1] Fig. 1 style), optionally with a trajectory overlaid.  Axes carry the CV
+names and units from the file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .analysis import canonical, equilibrium_curves
+
+
+def default_temperatures(u: np.ndarray, s: np.ndarray, n: int = 40) -> np.ndarray:
+    """Temperatures spanning the microcanonical T(U) = 1/(dS/dU) over the middle 90 % of the sampled range."""
+    ok = np.isfinite(s)
+    slope = np.gradient(s[ok], u[ok])
+    t = 1.0 / slope[slope > 0]
+    if t.size < 2:
+        return np.linspace(0.1, 1.0, n)
+    lo, hi = np.percentile(t, [5, 95])
+    return np.linspace(lo, hi, n)
+
+
+def is_energy_axis(name: str, units: str) -> bool:
+    return name == "energy" or units in ("epsilon", "kT", "eV", "kJ/mol")
+
+
+def plot_landscape(path: str | Path, out_png: str | Path, *, trajectory: str | Path | None = None,
+                   temperatures=None) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import xarray as xr
+
+    from .io import atomic_write
+
+    with xr.open_dataset(path, engine="netcdf4") as ds:
+        ds.load()
+    s = ds["entropy"]
+    dims = list(s.dims)
+    label = {d: f"{ds[d].attrs.get('long_name', d)} [{ds[d].attrs.get('units', '1')}]" for d in dims}
+    if len(dims) == 1:
+        d = dims[0]
+        u, sv = ds[d].values, s.values
+        energy = is_energy_axis(d, ds[d].attrs.get("units", ""))
+        fig, axes = plt.subplots(1, 2 if energy else 1, figsize=(10 if energy else 5.5, 4), squeeze=False)
+        ax = axes[0, 0]
+        ax.plot(u, sv, lw=1.2)
+        ax.set_xlabel(label[d])
+        ax.set_ylabel("S − min S")
+        ax.set_title("entropy landscape")
+        if energy:
+            if temperatures is None:
+                temperatures = ds.attrs.get("temperatures")
+            temps = np.atleast_1d(np.asarray(temperatures, dtype=float)) if temperatures is not None else None
+            if temps is None or temps.size < 2:
+                temps = default_temperatures(u, sv)
+            else:
+                temps = np.linspace(temps.min(), temps.max(), 60)
+            c = canonical(u, sv, temps)
+            axes[0, 1].plot(temps, c.heat_capacity, lw=1.2)
+            axes[0, 1].set_xlabel("T [energy units, k_B = 1]")
+            axes[0, 1].set_ylabel("C_V,conf / k_B")
+            axes[0, 1].set_title("heat capacity (configurational)")
+    elif len(dims) == 2:
+        x, y = ds[dims[0]].values, ds[dims[1]].values
+        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        m = ax.pcolormesh(x, y, s.values.T, shading="nearest", cmap="viridis")
+        fig.colorbar(m, ax=ax, label="S − min S")
+        curves = equilibrium_curves(x, y, s.values)
+        ax.plot(curves.x, curves.argmax, "w-", lw=1.5, label="max-entropy y*(x)")
+        ax.plot(curves.x, curves.mean, "r--", lw=1.2, label="entropy-weighted mean")
+        if trajectory is not None and Path(trajectory).exists():
+            with xr.open_dataset(trajectory, engine="netcdf4") as tr:
+                if dims[0] in tr and dims[1] in tr and tr.sizes.get("time", 0):
+                    ax.plot(tr[dims[0]].values[:, 0], tr[dims[1]].values[:, 0], "k.-", ms=2, lw=0.5, alpha=0.7,
+                            label="walker 0")
+        ax.set_xlabel(label[dims[0]])
+        ax.set_ylabel(label[dims[1]])
+        ax.legend(loc="best", fontsize=8)
+    else:
+        raise ValueError(f"landscape: plots need 1 or 2 CVs (got {len(dims)}: {dims})")
+    fig.tight_layout()
+    out_png = Path(out_png)
+    atomic_write(out_png, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return out_png

@@ -1,0 +1,198 @@
+"""Config files: every malformed input gives one `config error: <section.key>: ...` line, exit 2,
+no traceback, and nothing written; docs/config.md is generated from the schema."""
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from physampler import cli
+from physampler import config as C
+from physampler.job import DEFAULT_CONFIG
+
+GOOD = """
+[system]
+kind = "harmonic"
+dims = 4
+
+[landscape]
+lower = [0.1]
+upper = [10.0]
+bins = [50]
+
+[integrator]
+dt = 0.05
+
+[run]
+steps = 200
+walkers = 2
+
+[output]
+report_interval = 50
+checkpoint_interval = 100
+plot = false
+"""
+
+
+def edit(section_key: str, value: str) -> str:
+    """GOOD with ``section.key = value`` set (added to the section)."""
+    sec, key = section_key.split(".")
+    lines = GOOD.splitlines()
+    i = lines.index(f"[{sec}]") if f"[{sec}]" in lines else None
+    if i is None:
+        return GOOD + f"\n[{sec}]\n{key} = {value}\n"
+    kept = [ln for ln in lines if not ln.startswith(f"{key} =") or not _in_section(lines, ln, sec)]
+    j = kept.index(f"[{sec}]")
+    kept.insert(j + 1, f"{key} = {value}")
+    return "\n".join(kept) + "\n"
+
+
+def _in_section(lines, line, sec):
+    cur = None
+    for ln in lines:
+        if ln.startswith("["):
+            cur = ln.strip("[]")
+        if ln is line:
+            return cur == sec
+    return False
+
+
+def drop(section_key: str) -> str:
+    sec, key = section_key.split(".")
+    out, cur = [], None
+    for ln in GOOD.splitlines():
+        if ln.startswith("["):
+            cur = ln.strip("[]")
+        if cur == sec and ln.startswith(f"{key} ="):
+            continue
+        out.append(ln)
+    return "\n".join(out) + "\n"
+
+
+BAD = [
+    ("unknown section", GOOD + "\n[colours]\nred = 1\n", "colours"),
+    ("unknown key", edit("system.colour", '"red"'), "system.colour"),
+    ("wrong type", edit("run.walkers", '"many"'), "run.walkers"),
+    ("zero size", edit("run.walkers", "0"), "run.walkers"),
+    ("negative steps", edit("run.steps", "-10"), "run.steps"),
+    ("too few bins", edit("landscape.bins", "[2]"), "landscape.bins"),
+    ("lower >= upper", edit("landscape.lower", "[10.0]"), "landscape.lower[0]"),
+    ("NaN", edit("integrator.dt", "nan"), "integrator.dt"),
+    ("inf", edit("integrator.kT", "inf"), "integrator.kT"),
+    ("unknown kind", edit("system.kind", '"argon"'), "system.kind"),
+    ("missing required key", drop("landscape.lower"), "landscape.lower"),
+    ("missing steps", drop("run.steps"), "run.steps"),
+    ("c_f out of range", edit("integrator.c_f", "1.5"), "integrator.c_f"),
+    ("unknown schedule", edit("schedule.kind", '"linear"'), "schedule.kind"),
+    ("cv needs a cluster", edit("cvs.names", '["q6"]'), "cvs.names"),
+    ("unknown cv", edit("cvs.names", '["volume"]'), "cvs.names[0]"),
+    ("duplicate cvs", edit("cvs.names", '["energy", "energy"]'), "cvs.names"),
+    ("bounds per cv", edit("landscape.upper", "[10.0, 20.0]"), "landscape.upper"),
+    ("wall on unknown cv", edit("bias.walls", '[{cv = "q6", side = "upper", at = 1.0, strength = 1.0}]'),
+     "bias.walls[0].cv"),
+    ("wall side", edit("bias.walls", '[{cv = "energy", side = "top", at = 1.0, strength = 1.0}]'),
+     "bias.walls[0].side"),
+    ("wall missing key", edit("bias.walls", '[{cv = "energy", side = "upper", strength = 1.0}]'), "bias.walls[0].at"),
+    ("intervals", edit("output.checkpoint_interval", "75"), "output.checkpoint_interval"),
+    ("device", edit("run.device", '"tpu"'), "run.device"),
+    ("dtype", edit("run.dtype", '"float16"'), "run.dtype"),
+    ("sigma zero", edit("landscape.sigma", "0.0"), "landscape.sigma"),
+    ("three_stage needs t_rise", edit("schedule.kind", '"three_stage"'), "schedule.t_rise"),
+    ("compiled needs a cluster", edit("integrator.engine", '"compiled"'), "integrator.engine"),
+    ("bool", edit("output.plot", '"yes"'), "output.plot"),
+    ("float for int", edit("run.seed", "1.5"), "run.seed"),
+    ("section not a table", GOOD.replace("[run]\nsteps = 200\nwalkers = 2\n", "") + "\nrun = 5\n", "run"),
+    ("not TOML", "[system\nkind = ", "config"),
+    ("empty file", "", "config"),
+    ("initial_temperature without energy", edit("cvs.names", '["x0"]') .replace("[landscape]", "[landscape]\ninitial_temperature = 1.0"),
+     "landscape.initial_temperature"),
+]
+
+
+def check_one_line(capsys, code, field):
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("config error: ") and field in lines[0], lines[0]
+    assert "(got " in lines[0]
+
+
+@pytest.mark.parametrize("name,text,field", BAD, ids=[b[0] for b in BAD])
+def test_bad_config_one_line_exit_2_writes_nothing(tmp_path, capsys, name, text, field):
+    cfg = tmp_path / "job.toml"
+    cfg.write_text(text)
+    out = tmp_path / "out"
+    code = cli.main(["run", str(cfg), "--out", str(out), "--quiet"])
+    check_one_line(capsys, code, field)
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.toml"]
+
+
+def test_bad_files_and_directories(tmp_path, capsys):
+    binary = tmp_path / "bin.toml"
+    binary.write_bytes(bytes(range(256)))
+    check_one_line(capsys, cli.main(["run", str(binary), "--out", str(tmp_path / "o")]), "config")
+    check_one_line(capsys, cli.main(["run", str(tmp_path), "--out", str(tmp_path / "o")]), "config")
+    check_one_line(capsys, cli.main(["run", str(tmp_path / "missing.toml")]), "config")
+    good = tmp_path / "good.toml"
+    good.write_text(GOOD)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    check_one_line(capsys, cli.main(["run", str(good), "--out", str(blocker / "out"), "--quiet"]), "output.directory")
+    assert blocker.read_text() == "x"
+    assert not (tmp_path / "o").exists()
+
+
+def test_existing_directory_needs_overwrite(tmp_path, capsys):
+    good = tmp_path / "good.toml"
+    good.write_text(GOOD)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    check_one_line(capsys, cli.main(["run", str(good), "--out", str(out), "--quiet"]), "output.directory")
+    assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    assert cli.main(["run", str(good), "--out", str(out), "--quiet", "--overwrite"]) == 0
+    assert (out / "notes.txt").read_text() == "mine"  # only physampler's own files are replaced
+    assert (out / "landscape.nc").exists()
+
+
+def test_resume_refuses_a_different_config(tmp_path, capsys):
+    good = tmp_path / "good.toml"
+    good.write_text(GOOD)
+    out = tmp_path / "out"
+    assert cli.main(["run", str(good), "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    changed = tmp_path / "changed.toml"
+    changed.write_text(edit("integrator.dt", "0.02").replace("kind = \"harmonic\"", "kind = \"harmonic\"\nstiffness = 2.0"))
+    before = (out / "landscape.nc").read_bytes()
+    code = cli.main(["run", str(changed), "--out", str(out), "--resume", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "system.stiffness" in err and "integrator.dt" in err and len(err.strip().splitlines()) == 1
+    assert (out / "landscape.nc").read_bytes() == before
+    # Extending run.steps is allowed.
+    longer = tmp_path / "longer.toml"
+    longer.write_text(edit("run.steps", "300"))
+    assert cli.main(["run", str(longer), "--out", str(out), "--resume", "--quiet"]) == 0
+
+
+def test_process_exit_code_and_no_traceback(tmp_path):
+    cfg = tmp_path / "job.toml"
+    cfg.write_text(edit("run.walkers", "-3"))
+    p = subprocess.run([sys.executable, "-m", "physampler", "run", str(cfg), "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.strip() == "config error: run.walkers: must be > 0 (got -3)"
+
+
+def test_defaults_and_schema_docs_in_sync():
+    cfg = C.parse(GOOD)
+    assert cfg["landscape"]["sigma"] == 1.0 and cfg["run"]["seed"] == 0 and cfg["bias"]["walls"] == []
+    assert C.parse(DEFAULT_CONFIG)["system"]["kind"] == "lj_cluster"
+    docs = (Path(__file__).parents[1] / "docs" / "config.md").read_text()
+    assert C.markdown() in docs, "docs/config.md is out of date: regenerate its key tables from config.markdown()"
+    for sec, keys in C.SCHEMA.items():
+        for k in keys:
+            assert f"| `{k}` |" in docs
+    assert math.isinf(C.parse(edit("integrator.kT", "1e308"))["integrator"]["kT"] * 10)

@@ -1,0 +1,203 @@
+"""Jobs as users run them: outputs, CF metadata, exact continuation and resume after SIGTERM/SIGKILL."""
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from physampler import WLMD, InverseTime, PotentialEnergy, WalkerRNG, cli
+from physampler.io import load_checkpoint, read_landscape, write_landscape
+from physampler.validation import harmonic_setup
+
+ROOT = Path(__file__).parents[1]
+
+HARMONIC = """
+[system]
+kind = "harmonic"
+dims = 6
+
+[landscape]
+lower = [0.5]
+upper = [12.5]
+bins = [60]
+out_of_range = "wall"
+wall_strength = 2.0
+
+[integrator]
+dt = 0.05
+c_f = 0.02
+
+[schedule]
+F = 0.5
+t_wl = 500
+
+[run]
+walkers = 8
+steps = {steps}
+seed = 4
+
+[output]
+report_interval = 50
+checkpoint_interval = 100
+plot = false
+"""
+
+
+def launch(cfg, out, *extra):
+    return subprocess.Popen([sys.executable, "-m", "physampler", "run", str(cfg), "--out", str(out), "--quiet", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def same_landscape_files(a: Path, b: Path):
+    with xr.open_dataset(a) as x, xr.open_dataset(b) as y:
+        for v in ("sampling_entropy", "histogram", "entropy"):
+            assert x[v].values.tobytes() == y[v].values.tobytes(), v
+        ax, ay = dict(x.attrs), dict(y.attrs)
+        ax.pop("date_created"), ay.pop("date_created")
+        assert {k: str(v) for k, v in ax.items()} == {k: str(v) for k, v in ay.items()}
+
+
+def cf_check(path: Path):
+    with xr.open_dataset(path) as ds:
+        assert ds.attrs["Conventions"] == "CF-1.10"
+        for d in ds["entropy"].dims:
+            c = ds[d]
+            assert c.attrs["units"] and c.attrs["long_name"]
+            b = ds[c.attrs["bounds"]]
+            assert b.shape == (ds.sizes[d], 2)
+            assert np.allclose(0.5 * (b.values[:, 0] + b.values[:, 1]), c.values)
+            assert np.allclose(b.values[1:, 0], b.values[:-1, 1])  # contiguous cells
+        for v in ("entropy", "histogram", "sampling_entropy"):
+            assert "units" in ds[v].attrs and "long_name" in ds[v].attrs
+
+
+def test_default_job_outputs_and_commands(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["run", "--out", str(out), "--steps", "20000", "--quiet"]) == 0
+    for f in ("landscape.nc", "trajectory.nc", "checkpoint.pt", "landscape.png", "config.toml"):
+        assert (out / f).stat().st_size > 0, f
+    cf_check(out / "landscape.nc")
+    with xr.open_dataset(out / "landscape.nc") as ds:
+        assert ds.attrs["steps_done"] == 20000 and ds.attrs["walkers"] == 16 and ds.attrs["seed"] == 2026
+        assert "[system]" in ds.attrs["config"] and ds.attrs["source"].startswith("physampler")
+        s = ds["entropy"].values
+        assert np.isnan(s[~(ds["histogram"].values > 0)]).all() and np.nanmin(s) == 0.0
+    with xr.open_dataset(out / "trajectory.nc") as tr:
+        assert tr.sizes["time"] == 4 and tr.sizes["walker"] == 16 and list(tr["step"].values) == [5000, 10000, 15000, 20000]
+        assert tr["energy"].attrs["units"] == "epsilon"
+    ck = load_checkpoint(out / "checkpoint.pt")
+    assert ck["step"] == 20000 and ck["trajectory_records"] == 4
+    capsys.readouterr()
+    assert cli.main(["info", str(out / "landscape.nc")]) == 0
+    info = capsys.readouterr().out
+    assert "energy [epsilon]: -43 .. -20, 460 bins" in info and "steps 20000, walkers 16" in info
+    assert cli.main(["analyze", str(out / "landscape.nc"), "--temperatures", "0.25", "0.3:0.4:3", "--kinetic-dof", "39"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert rows[0] == "T,mean_energy,energy_variance,heat_capacity,log_z" and len(rows) == 5
+    t, u, var, cv, _ = map(float, rows[2].split(","))
+    assert cv == pytest.approx(var / t**2 + 19.5, rel=1e-8)  # C_V = Var U / T² + d/2
+    png = tmp_path / "s.png"
+    assert cli.main(["plot", str(out / "landscape.nc"), "-o", str(png)]) == 0 and png.read_bytes()[:4] == b"\x89PNG"
+    assert cli.main(["info", str(out / "trajectory.nc")]) == 2  # not a landscape: one line, exit 2
+    assert "not a physampler landscape.nc" in capsys.readouterr().err
+
+
+def test_written_landscape_continues_sampling_exactly(tmp_path):
+    wlmd, state = harmonic_setup(4, walkers=6, seed=3, steps=4000)
+    system = wlmd.system
+    for _ in range(300):
+        state, _ = wlmd.step(state)
+    write_landscape(tmp_path / "l.nc", wlmd.landscape, attrs={"config": "x"})
+    back, attrs = read_landscape(tmp_path / "l.nc")
+    assert torch.equal(back.S, wlmd.landscape.S) and torch.equal(back.H, wlmd.landscape.H)
+    assert back.sigma.tolist() == wlmd.landscape.sigma.tolist() and back.out_of_range == wlmd.landscape.out_of_range
+    twin = WLMD(system, PotentialEnergy(system), back, wlmd.schedule, dt=wlmd.dt, c_f=wlmd.c_f, kT=wlmd.kT,
+                biases=wlmd.biases)
+    rng2 = WalkerRNG(3, 6)
+    rng2.load_state_dict(state.rng.state_dict())
+    s1, s2 = state, type(state)(**{**state.__dict__, "rng": rng2})
+    for _ in range(200):
+        s1, _ = wlmd.step(s1)
+        s2, _ = twin.step(s2)
+    assert torch.equal(s1.positions, s2.positions) and torch.equal(wlmd.landscape.S, back.S)
+
+
+def test_examples_are_configs_that_run(tmp_path):
+    examples = sorted((ROOT / "examples").glob("*.toml"))
+    assert len(examples) >= 3
+    for ex in examples:
+        out = tmp_path / ex.stem
+        assert cli.main(["run", str(ex), "--out", str(out), "--steps", "400", "--quiet"]) == 0, ex
+        assert (out / "landscape.nc").exists() and (out / "landscape.png").exists()
+        if "q6" in ex.stem:
+            with xr.open_dataset(out / "landscape.nc") as ds:
+                assert ds["entropy"].dims == ("energy", "q6")
+
+
+def test_sigterm_writes_checkpoint_and_resume_equals_uninterrupted(tmp_path):
+    cfg = tmp_path / "lj.toml"
+    text = (ROOT / "examples" / "lj13.toml").read_text()
+    text = text.replace("steps = 1500000", "steps = 600000").replace("walkers = 16", "walkers = 4")
+    text = text.replace("report_interval = 5000", "report_interval = 1000").replace("checkpoint_interval = 250000",
+                                                                                   "checkpoint_interval = 50000")
+    text = text.replace("plot = true", "plot = false")
+    cfg.write_text(text)
+    ref = tmp_path / "ref"
+    assert cli.main(["run", str(cfg), "--out", str(ref), "--quiet"]) == 0
+    out = tmp_path / "int"
+    p = launch(cfg, out)
+    while not (out / "trajectory.nc").exists() and p.poll() is None:  # wait for the first checkpoint
+        time.sleep(0.05)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    if p.returncode == 0:
+        pytest.skip("the run finished before SIGTERM arrived")
+    assert p.returncode == 128 + signal.SIGTERM and "checkpoint written" in err
+    step = load_checkpoint(out / "checkpoint.pt")["step"]
+    assert 0 < step < 600000 and step % 1000 == 0
+    assert cli.main(["run", str(cfg), "--out", str(out), "--resume", "--quiet"]) == 0
+    same_landscape_files(ref / "landscape.nc", out / "landscape.nc")
+    with xr.open_dataset(ref / "trajectory.nc") as a, xr.open_dataset(out / "trajectory.nc") as b:
+        assert np.array_equal(a["energy"].values, b["energy"].values) and np.array_equal(a["step"], b["step"])
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume_is_bitwise_identical(tmp_path):
+    cfg = tmp_path / "h.toml"
+    cfg.write_text(HARMONIC.format(steps=40000))
+    ref = tmp_path / "ref"
+    assert cli.main(["run", str(cfg), "--out", str(ref), "--quiet"]) == 0
+    out = tmp_path / "killed"
+    rnd = random.Random(20261123)
+    kills, attempts = 0, 0
+    while kills < 5 and attempts < 30:
+        attempts += 1
+        p = launch(cfg, out, "--resume")
+        time.sleep(rnd.uniform(1.5, 4.0))
+        if p.poll() is not None:  # finished (or failed) before the kill
+            assert p.returncode == 0, p.stderr.read()
+            break
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+        kills += 1
+        # Whatever the moment, every file present is complete and readable.
+        if (out / "checkpoint.pt").exists():
+            load_checkpoint(out / "checkpoint.pt")
+        for f in ("landscape.nc", "trajectory.nc"):
+            if (out / f).exists():
+                xr.open_dataset(out / f).close()
+    assert kills >= 5, f"only {kills} kills landed mid-run"
+    p = launch(cfg, out, "--resume")
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    assert not [f for f in os.listdir(out) if f.endswith(".tmp")]  # temp files of killed writes are cleared
+    same_landscape_files(ref / "landscape.nc", out / "landscape.nc")
+    with xr.open_dataset(ref / "trajectory.nc") as a, xr.open_dataset(out / "trajectory.nc") as b:
+        assert np.array_equal(a["energy"].values, b["energy"].values)
