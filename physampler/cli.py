@@ -6,6 +6,7 @@ without a traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -251,6 +252,7 @@ def _run(args) -> int:
     from pathlib import Path
 
     from . import config as C
+    from .distributed import RankFailure
     from .faults import NumericalFault
     from .job import DEFAULT_CONFIG, JobError, run
 
@@ -277,6 +279,10 @@ def _run(args) -> int:
         print(f"physampler: numerical fault: {e} (the last checkpoint is intact; fix the set-up or resume)",
               file=sys.stderr)
         return 1
+    except RankFailure as e:
+        # The process group is broken: leave at once rather than hang in its teardown.
+        print(f"physampler: error: {e}", file=sys.stderr, flush=True)
+        os._exit(1)
 
 
 def _open_landscape(path: str):

@@ -109,6 +109,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "seed": Key("int", 0, "run seed; walker w uses the stream of (seed, rank, w)", ">= 0", _nonneg),
         "device": Key("str", "cpu", "torch device: cpu, cuda, cuda:N"),
         "dtype": Key("str", "float64", "positions and velocities (landscapes are always float64)", choices=DTYPES),
+        "sync_interval": Key("int", 100, "under torchrun: steps K between all-reduces of the landscape increments",
+                             "> 0", _pos),
+        "sync_timeout": Key("float", 300.0, "under torchrun: seconds before a silent rank counts as failed", "> 0",
+                            _pos),
     },
     "output": {
         "directory": Key("str", "physampler-run", "output directory (created; never overwritten without "
@@ -273,6 +277,9 @@ def _cross_checks(cfg: dict) -> None:
     if out["checkpoint_interval"] % out["report_interval"]:
         raise _err("output.checkpoint_interval", f"must be a multiple of output.report_interval = "
                    f"{out['report_interval']}", out["checkpoint_interval"])
+    if out["checkpoint_interval"] % cfg["run"]["sync_interval"]:
+        raise _err("output.checkpoint_interval", f"must be a multiple of run.sync_interval = "
+                   f"{cfg['run']['sync_interval']}", out["checkpoint_interval"])
     dev = cfg["run"]["device"]
     if not (dev == "cpu" or dev == "cuda" or (dev.startswith("cuda:") and dev[5:].isdigit())):
         raise _err("run.device", "must be cpu, cuda or cuda:N", dev)
@@ -312,7 +319,8 @@ def load(path: str | Path) -> tuple[dict, str]:
     return parse(text), text
 
 
-def diff(a: dict, b: dict, *, ignore=(("run", "steps"), ("output", "directory"), ("run", "device"))) -> list[str]:
+def diff(a: dict, b: dict, *, ignore=(("run", "steps"), ("output", "directory"), ("run", "device"),
+                                      ("run", "sync_timeout"))) -> list[str]:
     """Keys (``section.key``) whose values differ between two parsed configs."""
     out = []
     for sec, keys in SCHEMA.items():

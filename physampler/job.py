@@ -14,6 +14,7 @@ run continues bit for bit; trajectory records written after the last checkpoint
 from __future__ import annotations
 
 import math
+import os
 import signal
 import sys
 import time
@@ -105,8 +106,8 @@ class Job:
     dtype: torch.dtype
 
 
-def build(cfg: dict, text: str) -> Job:
-    """Objects of a checked config."""
+def build(cfg: dict, text: str, *, walkers_total: int | None = None) -> Job:
+    """Objects of a checked config; ``walkers_total``: walkers sharing the landscape over all ranks."""
     from .systems import DoubleWell1D, HarmonicWell
     from .systems.lennard_jones import LJCluster
 
@@ -163,7 +164,8 @@ def build(cfg: dict, text: str) -> Job:
     else:
         schedule = make_schedule(kind, f=sc["f"])
     it = cfg["integrator"]
-    wlmd = WLMD(system, cvs, land, schedule, dt=it["dt"], c_f=it["c_f"], kT=it["kT"], biases=biases)
+    wlmd = WLMD(system, cvs, land, schedule, dt=it["dt"], c_f=it["c_f"], kT=it["kT"], biases=biases,
+                walkers_total=walkers_total)
     integrator = wlmd
     if it["engine"] == "compiled" or (it["engine"] == "auto" and C.compiled_obstacle(cfg) is None):
         from .integrators.compiled import CompiledWLMD
@@ -172,11 +174,12 @@ def build(cfg: dict, text: str) -> Job:
     return Job(cfg, text, system, cvs, land, wlmd, integrator, dev, dtype)
 
 
-def initial_positions(job: Job) -> torch.Tensor:
+def initial_positions(job: Job, walkers: int | None = None) -> torch.Tensor:
     """Deterministic starts from the run seed: N(0, 1/k) for a harmonic well, x = −1 + N(0, 0.01)
-    in a double well, FIRE-quenched random clusters for LJ."""
+    in a double well, FIRE-quenched random clusters for LJ.  ``walkers`` (default run.walkers):
+    a run over R ranks draws R·W starts and gives rank r its slice."""
     cfg = job.cfg
-    w, seed = cfg["run"]["walkers"], cfg["run"]["seed"]
+    w, seed = walkers or cfg["run"]["walkers"], cfg["run"]["seed"]
     gen = torch.Generator().manual_seed(seed)
     kind = cfg["system"]["kind"]
     if kind == "harmonic":
@@ -242,11 +245,10 @@ def _state_payload(job: Job, state: WLMDState, records: int) -> dict:
     }
 
 
-def _restore(job: Job, ck: dict) -> tuple[WLMDState, int]:
-    cfg = job.cfg
-    rng = WalkerRNG(cfg["run"]["seed"], cfg["run"]["walkers"], device=job.device)
+def _restore(job: Job, ck: dict, rng: WalkerRNG, *, landscape: bool = True) -> tuple[WLMDState, int]:
     rng.load_state_dict(ck["rng"])
-    job.landscape.load_state_dict(ck["landscape"])
+    if landscape:
+        job.landscape.load_state_dict(ck["landscape"])
     d = dict(device=job.device)
     state = WLMDState(ck["positions"].to(**d), ck["velocities"].to(**d), ck["accel"].to(**d), ck["cv"].to(**d),
                       int(ck["step"]), rng)
@@ -304,10 +306,62 @@ class Progress:
             self.bar.close()
 
 
+class _Results:
+    """Trajectory records and the two NetCDF files (written by one process only)."""
+
+    def __init__(self, job: Job, text: str, out: Path, walkers: list[int]):
+        self.job, self.text, self.out, self.walkers = job, text, out, walkers
+        self.steps: list[int] = []
+        self.values: list[np.ndarray] = []
+
+    def restore(self, records: int) -> None:
+        """Keep the first ``records`` records of an existing trajectory.nc (those the checkpoint saw)."""
+        if records and (self.out / "trajectory.nc").exists():
+            tr = read_trajectory(self.out / "trajectory.nc")
+            k = min(records, tr.sizes["time"])
+            self.steps = [int(x) for x in tr["step"].values[:k]]
+            self.values = [np.stack([tr[n].values[i] for n in self.job.cvs.names], axis=-1) for i in range(k)]
+
+    def record(self, step: int, cv: torch.Tensor) -> None:
+        self.steps.append(step)
+        self.values.append(cv.detach().to("cpu", torch.float64).numpy().copy())
+
+    def write(self, step: int, final: bool, extra: dict | None = None) -> None:
+        cfg, job = self.job.cfg, self.job
+        names = job.cvs.names
+        vals = np.stack(self.values) if self.values else np.zeros((0, len(self.walkers), len(names)))
+        write_trajectory(self.out / "trajectory.nc", np.array(self.steps, dtype=np.int64), vals, names,
+                         [c.units for c in job.cvs], self.walkers, attrs={"seed": cfg["run"]["seed"]})
+        attrs = {"config": self.text, "seed": cfg["run"]["seed"], "walkers": len(self.walkers), "steps_done": step,
+                 "f_wl_final": float(job.wlmd.schedule(step)), "flatness_min_max": list(job.landscape.flatness()),
+                 "complete": int(final)} | dict(extra or {})
+        if cfg["output"]["temperatures"]:
+            attrs["temperatures"] = cfg["output"]["temperatures"]
+        write_landscape(self.out / "landscape.nc", job.landscape, attrs=attrs)
+
+    def finish(self, step: int, log) -> None:
+        if self.job.cfg["output"]["plot"]:
+            from .plotting import plot_landscape
+
+            plot_landscape(self.out / "landscape.nc", self.out / "landscape.png", trajectory=self.out / "trajectory.nc")
+        log(f"done: {step} steps x {len(self.walkers)} walkers; wrote "
+            f"{', '.join(p for p in OUTPUTS if (self.out / p).exists())} in {self.out}")
+
+
+def _catch_signals():
+    stop = _Stop()
+    return stop, {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+
+
 def run(cfg: dict, text: str, out: Path, *, resume: bool = False, overwrite: bool = False,
         progress: bool = True, log=print) -> int:
-    """Run (or resume) the job; returns the process exit status (0, or 130/143 when interrupted)."""
+    """Run (or resume) the job; returns the process exit status (0, or 130/143 when interrupted).
+    Under torchrun (WORLD_SIZE > 1) the walkers of all ranks share the landscape: :func:`run_distributed`."""
+    from .distributed import world_from_env
     from .io import atomic_write
+
+    if world_from_env() is not None:
+        return run_distributed(cfg, text, out, resume=resume, overwrite=overwrite, progress=progress, log=log)
 
     job = build(cfg, text)  # before touching the disk: a bad config writes nothing
     resuming = prepare_directory(out, resume=resume, overwrite=overwrite)
@@ -321,14 +375,10 @@ def run(cfg: dict, text: str, out: Path, *, resume: bool = False, overwrite: boo
     rep = cfg["output"]["report_interval"]
     ckpt = cfg["output"]["checkpoint_interval"]
     walkers = list(range(cfg["run"]["walkers"]))
-    steps_rec: list[int] = []
-    vals_rec: list[np.ndarray] = []
+    res = _Results(job, text, out, walkers)
     if ck is not None:
-        state, records = _restore(job, ck)
-        if (out / "trajectory.nc").exists():
-            tr = read_trajectory(out / "trajectory.nc")
-            steps_rec = [int(s) for s in tr["step"].values[:records]]
-            vals_rec = [np.stack([tr[n].values[i] for n in job.cvs.names], axis=-1) for i in range(min(records, tr.sizes["time"]))]
+        state, records = _restore(job, ck, WalkerRNG(cfg["run"]["seed"], walkers, device=job.device))
+        res.restore(records)
         log(f"resuming {out} at step {state.step} of {total}")
     else:
         state = job.integrator.init(initial_positions(job), WalkerRNG(cfg["run"]["seed"], walkers, device=job.device))
@@ -336,28 +386,17 @@ def run(cfg: dict, text: str, out: Path, *, resume: bool = False, overwrite: boo
         raise JobError(f"run.steps: the checkpoint is already at step {state.step} (got {total})")
 
     def write_all(final: bool):
-        names = job.cvs.names
-        write_trajectory(out / "trajectory.nc", np.array(steps_rec, dtype=np.int64),
-                         np.stack(vals_rec) if vals_rec else np.zeros((0, len(walkers), len(names))), names,
-                         [c.units for c in job.cvs], walkers, attrs={"seed": cfg["run"]["seed"]})
-        attrs = {"config": text, "seed": cfg["run"]["seed"], "walkers": len(walkers), "steps_done": state.step,
-                 "f_wl_final": float(job.wlmd.schedule(state.step)), "flatness_min_max": list(job.landscape.flatness()),
-                 "complete": int(final)}
-        if cfg["output"]["temperatures"]:
-            attrs["temperatures"] = cfg["output"]["temperatures"]
-        write_landscape(out / "landscape.nc", job.landscape, attrs=attrs)
-        save_checkpoint(out / "checkpoint.pt", _state_payload(job, state, len(steps_rec)))
+        res.write(state.step, final)
+        save_checkpoint(out / "checkpoint.pt", _state_payload(job, state, len(res.steps)))
 
-    stop = _Stop()
-    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    stop, old = _catch_signals()
     bar = Progress(total, state.step, progress)
     try:
         while state.step < total:
             n = min(rep - state.step % rep, total - state.step)
             state = _advance(job, state, n)
             if state.step % rep == 0 or state.step == total:
-                steps_rec.append(state.step)
-                vals_rec.append(state.cv.detach().to("cpu", torch.float64).numpy().copy())
+                res.record(state.step, state.cv)
             bar.update(state.step, float(job.wlmd.schedule(state.step)), state.cv.detach().cpu())
             if stop.signal is not None:
                 write_all(False)
@@ -371,12 +410,137 @@ def run(cfg: dict, text: str, out: Path, *, resume: bool = False, overwrite: boo
         for s, h in old.items():
             signal.signal(s, h)
     write_all(True)
-    if cfg["output"]["plot"]:
-        from .plotting import plot_landscape
+    res.finish(state.step, log)
+    return 0
 
-        plot_landscape(out / "landscape.nc", out / "landscape.png", trajectory=out / "trajectory.nc")
-    log(f"done: {state.step} steps x {len(walkers)} walkers; wrote {', '.join(p for p in OUTPUTS if (out / p).exists())} "
-        f"in {out}")
+
+# ------------------------------------------------------------- distributed
+def run_distributed(cfg: dict, text: str, out: Path, *, resume: bool = False, overwrite: bool = False,
+                    progress: bool = True, log=print) -> int:
+    """The job over R ranks (torchrun): rank r owns walkers (seed, r, 0..W−1) of R·W sharing one landscape.
+
+    Checkpoints: every rank writes ``checkpoints/step-N/rank-r.pt`` (its walkers and streams), rank 0
+    also ``checkpoints/step-N/landscape.pt``, then — after a barrier, last — ``manifest.json`` naming
+    the complete set; older sets are removed after that.  Outputs are written by rank 0 only.
+    """
+    import json
+
+    from . import distributed as D
+    from .io import atomic_write
+
+    rank, size = D.world_from_env()
+    W = cfg["run"]["walkers"]
+    if cfg["run"]["device"].startswith("cuda") and torch.cuda.is_available():
+        # one GPU per local rank; "cuda" then means this rank's GPU
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+    job = build(cfg, text, walkers_total=W * size)
+    world = D.init(job.device, cfg["run"]["sync_timeout"])
+    sync = D.LandscapeSync(job.landscape, world)
+
+    # Rank 0 checks the directory; every rank learns the outcome (or the error) from it.
+    msg = [None, None]
+    if world.is_root:
+        try:
+            resuming = prepare_directory(out, resume=resume, overwrite=overwrite)
+            manifest = json.loads((out / "manifest.json").read_text()) if resuming and (out / "manifest.json").exists() else None
+            if resume and manifest is None and (out / "checkpoint.pt").exists():
+                raise JobError(f"--resume: {out} holds a single-process checkpoint; resume it without torchrun")
+            if manifest is not None and manifest["world_size"] != size:
+                raise JobError(f"--resume: the checkpoint was written by {manifest['world_size']} ranks; resume with "
+                               f"the same number (got {size})")
+            msg = [None, manifest]
+        except (JobError, OSError) as e:
+            msg = [str(e), None]
+    dist_obj = [msg]
+    torch.distributed.broadcast_object_list(dist_obj, src=0)
+    err, manifest = dist_obj[0]
+    if err:
+        torch.distributed.destroy_process_group()
+        raise JobError(err)
+    total = cfg["run"]["steps"]
+    rep, ckpt, K = cfg["output"]["report_interval"], cfg["output"]["checkpoint_interval"], cfg["run"]["sync_interval"]
+    rng = WalkerRNG(cfg["run"]["seed"], range(W), rank=rank, device=job.device)
+    res = _Results(job, text, out, list(range(W * size))) if world.is_root else None
+    if manifest is not None:
+        base = out / manifest["directory"]
+        lck = load_checkpoint(base / "landscape.pt")
+        check_resume_config(cfg, lck["config"])
+        job.landscape.load_state_dict(lck["landscape"])
+        state, _ = _restore(job, load_checkpoint(base / f"rank-{rank}.pt"), rng, landscape=False)
+        sync.reset()
+        if res is not None:
+            res.restore(int(lck["trajectory_records"]))
+            log(f"resuming {out} at step {state.step} of {total} on {size} ranks")
+    else:
+        if world.is_root:
+            atomic_write(out / "config.toml", lambda tmp: Path(tmp).write_text(text))
+        q0 = initial_positions(job, W * size)[rank * W : (rank + 1) * W]
+        state = job.integrator.init(q0, rng)
+
+    def gather_cv():
+        cv = state.cv.detach().contiguous()
+        parts = [torch.empty_like(cv) for _ in range(size)]
+        sync._collective(lambda: torch.distributed.all_gather(parts, cv), state.step)
+        return torch.cat(parts).cpu()
+
+    def checkpoint(final: bool):
+        d = out / "checkpoints" / f"step-{state.step}"
+        d.mkdir(parents=True, exist_ok=True)
+        payload = _state_payload(job, state, 0)
+        payload.pop("landscape")
+        payload["landscape_hash"] = D.landscape_hash(job.landscape)
+        save_checkpoint(d / f"rank-{rank}.pt", payload)
+        if world.is_root:
+            save_checkpoint(d / "landscape.pt", {"config": text, "step": state.step,
+                                                  "landscape": job.landscape.state_dict(),
+                                                  "trajectory_records": len(res.steps)})
+            res.write(state.step, final, extra={"ranks": size, "walkers_per_rank": W})
+        sync._collective(torch.distributed.barrier, state.step)
+        if world.is_root:
+            man = {"step": state.step, "world_size": size, "directory": f"checkpoints/step-{state.step}",
+                   "files": ["landscape.pt"] + [f"rank-{r}.pt" for r in range(size)]}
+            atomic_write(out / "manifest.json", lambda tmp: Path(tmp).write_text(json.dumps(man, indent=1)))
+            for old in (out / "checkpoints").iterdir():
+                if old.name != d.name:
+                    for f in old.iterdir():
+                        f.unlink()
+                    old.rmdir()
+        sync._collective(torch.distributed.barrier, state.step)
+
+    stop, old = _catch_signals()
+    bar = Progress(total, state.step, progress and world.is_root)
+    try:
+        while state.step < total:
+            n = min(rep - state.step % rep, K - state.step % K, total - state.step)
+            state = _advance(job, state, n)
+            stop_all = False
+            if state.step % K == 0 or state.step == total:
+                stop_all = sync.sync(state.step, stop.signal is not None)
+                # The acceleration must come from the merged S, as if all walkers shared one process.
+                xi, vjp = job.wlmd.cvs.value_and_vjp(state.positions)
+                state.accel = job.wlmd._accel(state.positions, xi, vjp, state.step)
+            if state.step % rep == 0 or state.step == total:
+                cvs = gather_cv()
+                if res is not None:
+                    res.record(state.step, cvs)
+                    bar.update(state.step, float(job.wlmd.schedule(state.step)), cvs)
+            if stop_all:
+                checkpoint(False)
+                sig = stop.signal or signal.SIGTERM
+                log(f"rank {rank}: stopped at step {state.step} ({signal.Signals(sig).name} on some rank); "
+                    f"checkpoint written; continue with --resume")
+                return 128 + sig
+            if state.step % ckpt == 0 and state.step < total:
+                checkpoint(False)
+        checkpoint(True)
+    finally:
+        bar.close()
+        for s, h in old.items():
+            signal.signal(s, h)
+    if world.is_root:
+        log(f"landscape syncs: {sync.syncs}, {sync.comm_seconds:.3f} s in communication on rank 0")
+        res.finish(state.step, log)
+    torch.distributed.destroy_process_group()
     return 0
 
 

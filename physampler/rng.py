@@ -39,7 +39,8 @@ class WalkerRNG:
     seed : run seed (integer >= 0).
     walkers : walker indices owned here (e.g. ``range(W)``); walker ``i`` of a
         batch uses the stream of global index ``walkers[i]``.
-    rank : process rank, part of the seed derivation.
+    rank : process rank, part of the seed derivation; or one rank per walker (a
+        single process reproducing the walkers of several ranks exactly).
     """
 
     #: numbers drawn per walker per block (a block holds max(1, BLOCK_NUMBERS // numel) requests)
@@ -52,12 +53,20 @@ class WalkerRNG:
         self.walkers = [int(w) for w in walkers]
         if not self.walkers:
             raise ValueError("walkers: must name at least one walker (got an empty list)")
-        self.rank = _checks.non_negative_int("rank", rank)
+        if isinstance(rank, (list, tuple, range)):
+            ranks = [_checks.non_negative_int("rank", r) for r in rank]
+            if len(ranks) != len(self.walkers):
+                raise ValueError(f"rank: must be one integer or one per walker ({len(self.walkers)}) (got {len(ranks)})")
+            self.rank = ranks[0] if len(set(ranks)) == 1 else -1
+        else:
+            ranks = [_checks.non_negative_int("rank", rank)] * len(self.walkers)
+            self.rank = ranks[0]
+        self.ranks = ranks
         self.device = torch.device(device)
         self.generators = []
-        for w in self.walkers:
+        for r, w in zip(self.ranks, self.walkers):
             g = torch.Generator(device=self.device)
-            g.manual_seed(walker_seed(self.seed, self.rank, w))
+            g.manual_seed(walker_seed(self.seed, r, w))
             self.generators.append(g)
         self._reset_buffer()
 
@@ -108,6 +117,7 @@ class WalkerRNG:
         out = {
             "seed": self.seed,
             "rank": self.rank,
+            "ranks": torch.tensor(self.ranks, dtype=torch.int64),
             "walkers": torch.tensor(self.walkers, dtype=torch.int64),
             "states": torch.stack([g.get_state() for g in self.generators]),
         }
@@ -117,7 +127,8 @@ class WalkerRNG:
 
     def load_state_dict(self, state: dict) -> None:
         walkers = [int(w) for w in state["walkers"]]
-        if walkers != self.walkers or int(state["seed"]) != self.seed or int(state["rank"]) != self.rank:
+        ranks = [int(r) for r in state["ranks"]] if "ranks" in state else [int(state["rank"])] * len(walkers)
+        if walkers != self.walkers or int(state["seed"]) != self.seed or ranks != self.ranks:
             raise ValueError(
                 "rng state: seed/rank/walkers differ from this generator's "
                 f"(got seed={int(state['seed'])}, rank={int(state['rank'])}, {len(walkers)} walkers)"

@@ -1,0 +1,172 @@
+"""Walkers across processes: one landscape shared by all ranks through torch.distributed.
+
+Launch with ``torchrun`` (or any launcher that sets RANK, WORLD_SIZE,
+MASTER_ADDR, MASTER_PORT): gloo on CPU, NCCL on CUDA.  Each rank owns W walkers
+whose streams derive from (seed, rank, walker index); every walker deposits
+f_WL/(R·W) (SCIENCE.md §6 averaging semantics).  Every K steps the ranks
+all-reduce their landscape and histogram *increments* since the last sync,
+
+    S ← S_sync + Σ_r (S_r − S_sync),    H likewise,    S_sync ← S,
+
+in one collective that also carries a stop flag (a signal on any rank stops all
+ranks at the same step).  With K = 1 the result equals one process holding all
+R·W walkers up to the summation order (≤ 1e-12); with any K every rank holds a
+bitwise-identical landscape after each sync — checked at run time by
+all-gathering a hash of S and H.
+
+Failure handling: collectives time out after ``run.sync_timeout`` seconds (a
+hung rank), a dead rank breaks them at once; each rank records its last synced
+step in the rendezvous store, and the survivors name the rank(s) that fell
+behind in a one-line error before exiting with status 1.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from .landscape import Landscape
+
+
+class RankFailure(RuntimeError):
+    """Another rank died or hung; the message names it."""
+
+
+@dataclass
+class World:
+    rank: int
+    size: int
+    backend: str
+    timeout: float
+
+    @property
+    def is_root(self) -> bool:
+        return self.rank == 0
+
+
+def world_from_env() -> tuple[int, int] | None:
+    """(rank, world size) when launched by torchrun with more than one process, else None."""
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1:
+        return None
+    return int(os.environ["RANK"]), size
+
+
+def init(device: torch.device, timeout: float) -> World:
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend, timeout=_dt.timedelta(seconds=timeout))
+    return World(dist.get_rank(), dist.get_world_size(), backend, timeout)
+
+
+def landscape_hash(landscape: Landscape) -> str:
+    h = hashlib.sha256()
+    h.update(landscape.S.detach().cpu().numpy().tobytes())
+    h.update(landscape.H.detach().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class LandscapeSync:
+    """All-reduce of landscape increments (see the module docstring)."""
+
+    def __init__(self, landscape: Landscape, world: World):
+        self.landscape = landscape
+        self.world = world
+        self.S_sync = landscape.S.clone()
+        self.H_sync = landscape.H.clone()
+        self.comm_seconds = 0.0
+        self.syncs = 0
+        self._last_beat = 0.0
+        self.last_step = -1
+
+    def reset(self) -> None:
+        """Take the current S and H as synced (after a resume)."""
+        self.S_sync.copy_(self.landscape.S)
+        self.H_sync.copy_(self.landscape.H)
+
+    def heartbeat(self, step: int, force: bool = False) -> None:
+        """Record this rank's last synced step in the rendezvous store (at most once a second: it is
+        a round trip to the store's host)."""
+        import time
+
+        now = time.monotonic()
+        if not force and now - self._last_beat < 1.0:
+            return
+        self._last_beat = now
+        try:
+            store = dist.distributed_c10d._get_default_store()
+            store.set(f"physampler/last_sync/{self.world.rank}", str(step))
+        except Exception:  # the store is best effort: only used to name a failed rank
+            pass
+
+    def sync(self, step: int, stop: bool) -> bool:
+        """Merge increments of all ranks; returns True when any rank asked to stop."""
+        import time
+
+        t0 = time.perf_counter()
+        ls = self.landscape
+        n = ls.S.numel()
+        buf = torch.empty(2 * n + 1, dtype=torch.float64, device=ls.S.device)
+        buf[:n] = (ls.S - self.S_sync).reshape(-1)
+        buf[n : 2 * n] = (ls.H - self.H_sync).reshape(-1)
+        buf[2 * n] = 1.0 if stop else 0.0
+        self._collective(lambda: dist.all_reduce(buf, op=dist.ReduceOp.SUM), step)
+        ls.S.copy_(self.S_sync + buf[:n].reshape(ls.S.shape))
+        ls.H.copy_(self.H_sync + buf[n : 2 * n].reshape(ls.H.shape))
+        self.S_sync.copy_(ls.S)
+        self.H_sync.copy_(ls.H)
+        self.check_identical(step)
+        self.last_step = step
+        self.heartbeat(step)
+        self.comm_seconds += time.perf_counter() - t0
+        self.syncs += 1
+        return bool(buf[2 * n] > 0)
+
+    def check_identical(self, step: int) -> None:
+        mine = torch.tensor([int(landscape_hash(self.landscape), 16) - 2**63], dtype=torch.int64,
+                            device=self.landscape.S.device)
+        parts = [torch.empty_like(mine) for _ in range(self.world.size)]
+        self._collective(lambda: dist.all_gather(parts, mine), step)
+        out = [int(p) for p in parts]
+        if len(set(out)) != 1:
+            bad = [r for r, h in enumerate(out) if h != out[0]]
+            raise RankFailure(f"step {step}: the landscapes of ranks {bad} differ from rank 0's after the sync")
+
+    def _collective(self, fn, step: int):
+        try:
+            return fn()
+        except RuntimeError as e:
+            raise RankFailure(self.describe_failure(step, e)) from None
+
+    def describe_failure(self, step: int, err: Exception) -> str:
+        import time
+
+        # Survivors publish their last completed sync, wait for each other, and name the ranks behind it.
+        self.heartbeat(self.last_step, force=True)
+        time.sleep(min(2.0, self.world.timeout))
+        behind = []
+        try:
+            store = dist.distributed_c10d._get_default_store()
+            store.set_timeout(_dt.timedelta(seconds=2))
+            for r in range(self.world.size):
+                if r == self.world.rank:
+                    continue
+                try:
+                    last = int(store.get(f"physampler/last_sync/{r}"))
+                except Exception:
+                    last = -1
+                if last < self.last_step:
+                    behind.append((r, last))
+        except Exception:
+            behind = [(0, -1)] if self.world.rank != 0 else []
+        if behind:
+            who = ", ".join(f"rank {r} (last heartbeat: {'none' if s < 0 else f'step {s}'})" for r, s in behind)
+        else:
+            who = "another rank"
+        kind = "timed out" if "timeout" in str(err).lower() or "timed out" in str(err).lower() else "failed"
+        return (f"rank {self.world.rank}: the landscape sync at step {step} {kind}: {who} stopped responding; "
+                f"the last complete checkpoint is intact, continue with --resume")
