@@ -1,0 +1,116 @@
+"""Walker-steps/s of one complete WLMD step on a neural network, batched walkers vs a naive loop.
+
+One step = train forward + backward of ln L_train, test forward + backward of the
+smoothed accuracy Ã (one vmapped forward/backward for all W walkers through
+`physampler.adapters.torch_module`), landscape gradient and deposit on the 2-D
+S(ln L_train, Ã), thermostat, drift and the reflective box.  Reference, measured in
+the same run: W single-walker `nn.Module`s stepped one after another with the same
+operations (module forward/backward, the same landscape and operators).
+
+    python benchmarks/nn_throughput.py [--p 67] [--d-model 32] [--walkers 1 4 16 64] [--seconds 3] [--device cpu]
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import torch
+
+from physampler import WLMD, Axis, InverseTime, Landscape, ReflectiveBox, WalkerRNG
+from physampler.adapters.torch_module import ModuleCVSet, ModuleSystem, smoothed_accuracy
+from physampler.integrators import drift, kick, thermostat
+from physampler.models.tasks import ModularTask
+from physampler.models.transformer import OneLayerTransformer
+
+
+def make(p, d_model, device, dtype):
+    task = ModularTask("x+y", p)
+    net = OneLayerTransformer(p, d_model=d_model, n_heads=4, d_head=d_model // 4, d_mlp=4 * d_model,
+                              generator=torch.Generator().manual_seed(0), dtype=dtype)
+    system = ModuleSystem(net, *task.split(), dtype=dtype, device=device)
+    return task, net, system
+
+
+def landscape(device):
+    return Landscape([Axis("log_train_loss", -8.0, 2.0, bins=500), Axis("smoothed_accuracy", 0.0, 1.0, bins=50)],
+                     sigma=1.0, out_of_range="wall", device=device)
+
+
+def batched_rate(system, walkers, seconds, device):
+    cvs = ModuleCVSet(system, ["log_train_loss", "smoothed_accuracy"])
+    w = WLMD(system, cvs, landscape(device), InverseTime(0.5, 1e5), dt=0.01, c_f=0.01, kT=1.0,
+             constraints=[ReflectiveBox(system.box_bounds())])
+    state = w.init(system.initial_positions(walkers), WalkerRNG(0, walkers, device=device))
+    for _ in range(3):
+        state, _ = w.step(state)
+    n, t = 0, time.perf_counter()
+    while time.perf_counter() - t < seconds or n < 3:
+        state, _ = w.step(state)
+        n += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return n * walkers / (time.perf_counter() - t)
+
+
+def naive_rate(system, net, walkers, seconds, device):
+    """W separate nn.Modules, each stepped with plain autograd; one shared landscape."""
+    (xtr, ytr), (xte, yte) = system.train, system.test
+    nets = [system.load_into(system.flatten_module()) for _ in range(walkers)]
+    vel = [[torch.zeros_like(p) for p in m.parameters()] for m in nets]
+    acc = [[torch.zeros_like(p) for p in m.parameters()] for m in nets]
+    bounds = [b.to(device, system.dtype) for b in torch.split(system.box_bounds(), system.sizes)]
+    land = landscape(device)
+    box = ReflectiveBox(1.0)
+    steps, t = 0, time.perf_counter()
+    gen = torch.Generator(device=device).manual_seed(0)
+    while time.perf_counter() - t < seconds or steps < 3:
+        for m, v, a in zip(nets, vel, acc):
+            with torch.no_grad():
+                for p, vi, ai, b in zip(m.parameters(), v, a, bounds):
+                    vi.copy_(thermostat(kick(vi, ai, 0.01), 0.01, 1.0, 1.0,
+                                        torch.randn(p.shape, generator=gen, device=device, dtype=p.dtype)))
+                    q, vn = box.apply(drift(p, vi, 0.01) / b.view(p.shape), vi)
+                    p.copy_(q * b.view(p.shape))
+                    vi.copy_(vn)
+            m.zero_grad()
+            lt = torch.log(torch.nn.functional.cross_entropy(m(xtr), ytr))
+            at = smoothed_accuracy(m(xte)[None], yte, 6.0)[0]
+            xi = torch.stack([lt, at]).detach()[None]
+            land.deposit(xi, 0.5 / walkers)
+            c = land.gradient(xi)[0]
+            (c[0] * lt + c[1] * at).backward()
+            with torch.no_grad():
+                for ai, p in zip(a, m.parameters()):
+                    ai.copy_(-p.grad)
+        steps += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return steps * walkers / (time.perf_counter() - t)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--p", type=int, default=67)
+    ap.add_argument("--d-model", type=int, default=32)
+    ap.add_argument("--walkers", type=int, nargs="+", default=[1, 4, 16, 64])
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    device = torch.device(a.device)
+    dtype = torch.float32
+    task, net, system = make(a.p, a.d_model, device, dtype)
+    print(f"# {platform.machine()}, torch {torch.__version__}, device {device}, {a.threads} threads, float32; "
+          f"transformer p={a.p}, d_model={a.d_model}, {system.shape[0]} parameters, train/test "
+          f"{len(system.train[1])}/{len(system.test[1])}")
+    print(f"{'W':>5} {'batched walker-steps/s':>23} {'naive walker-steps/s':>21} {'ratio':>7}")
+    for w in a.walkers:
+        b = batched_rate(system, w, a.seconds, device)
+        n = naive_rate(system, net, w, a.seconds, device)
+        print(f"{w:>5} {b:>23.1f} {n:>21.1f} {b / n:>7.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""A small MLP for modular arithmetic: one-hot(x) ⊕ one-hot(y) → ReLU(W_1 · + b_1) → W_2 · + b_2 (p logits).
+
+Weights keep output neurons on their first axis ([hidden, 2p], [p, hidden]); init as
+torch's ``nn.Linear`` default (uniform ±1/√fan_in), from an explicit generator.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class ModularMLP(nn.Module):
+    def __init__(self, p: int, hidden: int = 64, *, generator: torch.Generator | None = None, dtype=torch.float32):
+        super().__init__()
+        for name, v in dict(p=p, hidden=hidden).items():
+            if not isinstance(v, int) or v <= 0:
+                raise ValueError(f"{name}: must be a positive integer (got {v!r})")
+        self.p = p
+
+        def uniform(*shape, fan_in):
+            b = 1.0 / math.sqrt(fan_in)
+            return nn.Parameter((torch.rand(*shape, generator=generator, dtype=dtype) * 2 - 1) * b)
+
+        self.W1 = uniform(hidden, 2 * p, fan_in=2 * p)
+        self.b1 = uniform(hidden, fan_in=2 * p)
+        self.W2 = uniform(p, hidden, fan_in=hidden)
+        self.b2 = uniform(p, fan_in=hidden)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        # one-hot(x) ⊕ one-hot(y) times W1 is a sum of two gathered columns
+        h = self.W1[:, tokens[:, 0]].T + self.W1[:, self.p + tokens[:, 1]].T + self.b1
+        return torch.relu(h) @ self.W2.T + self.b2

@@ -1,0 +1,140 @@
+"""The PyTorch adapter: batched walkers equal per-walker nn.Module evaluation; constraints hold.
+
+Tolerance 1e-10 (relative, float64): the batched and per-walker paths run the same
+operations with different reduction layouts, so they agree to round-off.
+"""
+import numpy as np
+import pytest
+import torch
+
+from physampler import WLMD, Axis, FixedNormShell, InverseTime, Landscape, ReflectiveBox, WalkerRNG
+from physampler.adapters.torch_module import (CV_NAMES, ModuleCVSet, ModuleSystem, cross_entropy,
+                                              smoothed_accuracy)
+from physampler.models.mlp import ModularMLP
+from physampler.models.tasks import ModularTask
+from physampler.models.transformer import OneLayerTransformer
+
+
+def transformer(p=7, seed=0):
+    return OneLayerTransformer(p, d_model=16, n_heads=2, d_head=8, d_mlp=32,
+                               generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def mlp(p=7, seed=0):
+    return ModularMLP(p, hidden=24, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def test_tasks():
+    t = ModularTask("x3+xy2+y", 5, train_fraction=0.6, split_seed=2)
+    x, y = t.inputs[:, 0], t.inputs[:, 1]
+    assert torch.equal(t.labels, (x**3 + x * y * y + y) % 5) and torch.all(t.inputs[:, 2] == 5)
+    assert len(t.train_index) == 15 and len(t.test_index) == 10
+    assert set(t.train_index.tolist()).isdisjoint(t.test_index.tolist())
+    assert torch.equal(ModularTask("x+y", 5, split_seed=2).train_index, ModularTask("x+y", 5, split_seed=2).train_index)
+    for bad in (dict(op="x*y", p=5), dict(op="x+y", p=6), dict(op="x+y", p=5, train_fraction=1.0)):
+        with pytest.raises(ValueError):
+            ModularTask(**bad)
+
+
+def test_transformer_fast_path_and_size():
+    m = OneLayerTransformer(67, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    n = sum(p.numel() for p in m.parameters())
+    norm = torch.cat([p.detach().reshape(-1) for p in m.parameters()]).norm()
+    assert 2.1e5 < n < 2.3e5 and 40 < float(norm) < 44  # SCIENCE.md §8: about 2.2e5 parameters, norm ≈ 42
+    x = ModularTask("x+y", 67).inputs[:300]
+    assert torch.allclose(m(x), m.forward_full(x), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("make", [transformer, mlp], ids=["transformer", "mlp"])
+def test_batched_walkers_equal_per_walker_modules(make):
+    task = ModularTask("x2+y", 7, split_seed=1)
+    (xtr, ytr), (xte, yte) = task.split()
+    system = ModuleSystem(make(), (xtr, ytr), (xte, yte), sharpness=5.5, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(3)
+    q = system.initial_positions(4) + 0.2 * torch.randn(4, system.shape[0], generator=gen, dtype=torch.float64)
+    cvs = ModuleCVSet(system, CV_NAMES)
+    xi, vjp = cvs.value_and_vjp(q)
+    coeff = torch.randn(4, len(CV_NAMES), generator=gen, dtype=torch.float64)
+    grad = vjp(coeff)
+    for w in range(4):
+        net = system.load_into(q[w])
+        net.zero_grad()
+        zt = net(xte)
+        ref = [torch.log(torch.nn.functional.cross_entropy(net(xtr), ytr)), smoothed_accuracy(zt[None], yte, 5.5)[0],
+               torch.log(torch.nn.functional.cross_entropy(zt, yte)),
+               torch.cat([p.reshape(-1) for p in net.parameters()]).norm()]
+        for k, r in enumerate(ref):
+            assert float(xi[w, k]) == pytest.approx(float(r.detach()), rel=1e-10)
+        sum(c * r for c, r in zip(coeff[w], ref)).backward()
+        g = torch.cat([dict(net.named_parameters())[n].grad.reshape(-1) for n in system.names])
+        assert float((g - grad[w]).abs().max()) <= 1e-10 * float(g.abs().max())
+        acc = (zt.argmax(-1) == yte).double().mean()
+        assert float(cvs.last_accuracy[w]) == float(acc)
+    assert torch.equal(cvs.values(q), xi)
+    # One walker alone gives the same numbers as in the batch.
+    xi1, _ = cvs.value_and_vjp(q[2:3])
+    assert torch.allclose(xi1[0], xi[2], rtol=1e-12, atol=0)
+
+
+def test_surrogate_accuracy_gradient_matches_finite_differences():
+    task = ModularTask("x+y", 5)
+    system = ModuleSystem(mlp(5), *task.split(), sharpness=6.0, dtype=torch.float64)
+    q = system.initial_positions(1) + 0.3 * torch.randn(1, system.shape[0], generator=torch.Generator().manual_seed(1),
+                                                        dtype=torch.float64)
+    cvs = ModuleCVSet(system, ["smoothed_accuracy"])
+    _, vjp = cvs.value_and_vjp(q)
+    g = vjp(torch.ones(1, 1, dtype=torch.float64))[0]
+    h = 1e-6
+    for i in (0, 7, 30, system.shape[0] - 1):
+        qp, qm = q.clone(), q.clone()
+        qp[0, i] += h
+        qm[0, i] -= h
+        fd = (float(cvs.values(qp)[0, 0]) - float(cvs.values(qm)[0, 0])) / (2 * h)
+        assert float(g[i]) == pytest.approx(fd, rel=1e-5, abs=1e-9)
+    # k → large: Ã approaches the true accuracy
+    sharp = ModuleSystem(mlp(5), *task.split(), sharpness=1e4, dtype=torch.float64)
+    vals, acc = sharp.evaluate(q, ["smoothed_accuracy"])
+    assert float(vals["smoothed_accuracy"][0]) == pytest.approx(float(acc[0]), abs=0.02)
+
+
+def _wlmd(system, constraints, walkers):
+    cvs = ModuleCVSet(system, ["log_train_loss", "smoothed_accuracy"])
+    land = Landscape([Axis("log_train_loss", -6.0, 2.0, bins=40), Axis("smoothed_accuracy", 0.0, 1.0, bins=20)],
+                     sigma=1.0, out_of_range="wall")
+    return WLMD(system, cvs, land, InverseTime(0.5, 200), dt=0.02, c_f=0.05, kT=1.0, constraints=constraints)
+
+
+def test_box_constraint_holds_over_1e4_steps():
+    task = ModularTask("x+y", 5)
+    system = ModuleSystem(ModularMLP(5, hidden=8, generator=torch.Generator().manual_seed(0), dtype=torch.float64),
+                          *task.split(), dtype=torch.float64)
+    bound = system.box_bounds(c=3.0)
+    assert torch.allclose(bound[: 8 * 10], torch.full((80,), 3.0 / np.sqrt(8), dtype=torch.float64))  # W1: m = 8
+    wlmd = _wlmd(system, [ReflectiveBox(bound)], 4)
+    state = wlmd.init(system.initial_positions(4), WalkerRNG(0, 4))
+    worst = 0.0
+    for _ in range(10_000):
+        state, _ = wlmd.step(state)
+        worst = max(worst, float((state.positions.abs() / bound).max()))
+    assert worst <= 1.0
+    assert int(wlmd.landscape.visited().sum()) > 5  # it did move through the landscape
+
+
+def test_fixed_norm_shell_keeps_the_norm():
+    task = ModularTask("x+y", 5)
+    system = ModuleSystem(mlp(5), *task.split(), dtype=torch.float64)
+    q0 = system.initial_positions(3)
+    q0 = q0 / q0.norm(dim=1, keepdim=True) * 30.0
+    wlmd = _wlmd(system, [FixedNormShell(30.0)], 3)
+    state = wlmd.init(q0, WalkerRNG(1, 3))
+    for _ in range(500):
+        state, _ = wlmd.step(state)
+        assert float((state.positions.norm(dim=1) - 30.0).abs().max()) < 1e-6
+
+
+def test_cross_entropy_matches_torch():
+    z = torch.randn(2, 9, 5, dtype=torch.float64)
+    y = torch.randint(0, 5, (9,))
+    for w in range(2):
+        assert float(cross_entropy(z, y)[w]) == pytest.approx(float(torch.nn.functional.cross_entropy(z[w], y)),
+                                                              rel=1e-14)
