@@ -35,6 +35,7 @@ from ..cvs import CV, CVSet
 from ..system import System
 
 CV_NAMES = ("log_train_loss", "smoothed_accuracy", "log_test_loss", "weight_norm")
+PRECISIONS = ("default", "tf32", "bf16")
 BOX_DIMS = ("first", "last", "numel")
 
 
@@ -48,12 +49,16 @@ class ModuleSystem(System):
     train, test : (inputs, integer labels) of the full training and test sets.
     sharpness : k of the smoothed accuracy.
     dtype, device : of the parameters and data (float64 for exact tests; float32 on GPUs).
+    precision : ``default`` (matmuls in ``dtype``), ``tf32`` (float32 matmuls on TF32 tensor
+        cores, CUDA only; a no-op on CPU) or ``bf16`` (network forward under bfloat16
+        autocast; losses, CVs and parameters stay in ``dtype``).  Opt-in only: the tests
+        bound the change of the CVs against float32.
     """
 
     analytic_forces = False
 
     def __init__(self, module: torch.nn.Module, train, test, *, sharpness: float = 6.0, dtype=torch.float32,
-                 device=None):
+                 device=None, precision: str = "default"):
         if not isinstance(module, torch.nn.Module):
             raise ValueError(f"module: must be a torch.nn.Module (got {type(module).__name__})")
         if not (isinstance(sharpness, (int, float)) and math.isfinite(sharpness) and sharpness > 0):
@@ -68,6 +73,11 @@ class ModuleSystem(System):
         self.shape = (sum(self.sizes),)
         self.masses = 1.0
         self.sharpness = float(sharpness)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision: must be one of {', '.join(PRECISIONS)} (got {precision!r})")
+        if precision != "default" and dtype != torch.float32:
+            raise ValueError(f"precision: {precision!r} applies to float32 parameters (got {dtype})")
+        self.precision = precision
         self.train = tuple(t.to(self.device) for t in train)
         self.test = tuple(t.to(self.device) for t in test)
         for name, (x, y) in (("train", self.train), ("test", self.test)):
@@ -121,7 +131,17 @@ class ModuleSystem(System):
 
     # ------------------------------------------------------------ evaluation
     def logits(self, q: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """[W, N, C] logits of every walker on inputs ``x``."""
+        """[W, N, C] logits of every walker on inputs ``x`` (in ``dtype``, whatever the precision)."""
+        if self.precision == "bf16":
+            with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                return self._batched(q, x).to(self.dtype)
+        if self.precision == "tf32" and self.device.type == "cuda":
+            old = torch.backends.cuda.matmul.allow_tf32
+            torch.backends.cuda.matmul.allow_tf32 = True
+            try:
+                return self._batched(q, x)
+            finally:
+                torch.backends.cuda.matmul.allow_tf32 = old
         return self._batched(q, x)
 
     def energy(self, q):
@@ -188,6 +208,9 @@ class ModuleCVSet(CVSet):
         super().__init__([ModuleCV(system, n) for n in names])
         self.system = system
         self.last_accuracy: torch.Tensor | None = None
+
+    def observables(self):
+        return {} if self.last_accuracy is None else {"test_accuracy": self.last_accuracy}
 
     def values(self, q):
         with torch.no_grad():

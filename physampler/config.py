@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-SYSTEMS = ("harmonic", "double_well", "lj_cluster")
-CV_KINDS = ("energy", "rg", "q6", "x0")
+SYSTEMS = ("harmonic", "double_well", "lj_cluster", "nn")
+NN_CVS = ("log_train_loss", "smoothed_accuracy", "log_test_loss", "weight_norm")
+CV_KINDS = ("energy", "rg", "q6", "x0") + NN_CVS
+TASKS = ("x+y", "x2+y", "x3+xy2+y")
 ENGINES = ("auto", "torch", "compiled")
 SCHEDULE_KINDS = ("inverse_time", "three_stage", "constant")
 DTYPES = ("float64", "float32")
@@ -62,6 +64,28 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "atoms": Key("int", 13, "lj_cluster: number of atoms n", ">= 2", lambda x: x >= 2),
         "radius": Key("float", 2.0, "lj_cluster: confining-sphere radius R_c (σ)", "> 0", _pos),
         "wall_stiffness": Key("float", 100.0, "lj_cluster: sphere wall k_w (ε/σ²)", "> 0", _pos),
+        "model": Key("str", "transformer", "nn: the network (SCIENCE.md §8 transformer, or a one-hidden-layer MLP)",
+                     choices=("transformer", "mlp")),
+        "task": Key("str", "x+y", "nn: modular-arithmetic task", choices=TASKS),
+        "p": Key("int", 67, "nn: the prime modulus", "prime >= 2", lambda x: x >= 2 and all(x % d for d in range(2, int(x**0.5) + 1))),
+        "train_fraction": Key("float", 0.5, "nn: fraction of the p² examples used for training", "(0, 1)",
+                              lambda x: 0 < x < 1),
+        "split_seed": Key("int", 0, "nn: seed of the train/test split", ">= 0", _nonneg),
+        "d_model": Key("int", 128, "nn transformer: residual width", "> 0", _pos),
+        "heads": Key("int", 4, "nn transformer: attention heads", "> 0", _pos),
+        "d_head": Key("int", 32, "nn transformer: width per head", "> 0", _pos),
+        "d_mlp": Key("int", 512, "nn transformer: MLP width", "> 0", _pos),
+        "hidden": Key("int", 64, "nn mlp: hidden width", "> 0", _pos),
+        "constraint": Key("str", "box", "nn: reflective box |θ| ≤ c/√m per tensor, fixed global norm R, or none",
+                          choices=("box", "norm", "none")),
+        "box_c": Key("float", 3.0, "nn box: c in c/√m", "> 0", _pos),
+        "box_dim": Key("str", "first", "nn box: m = a tensor's first dimension (output neurons), last, or numel",
+                       choices=("first", "last", "numel")),
+        "norm_radius": Key("float", 30.0, "nn norm: the global L2 norm R ([P1] §4.2: 30)", "> 0", _pos),
+        "sharpness": Key("float", 6.0, "nn: k of the smoothed accuracy sigmoid(k·margin)", "> 0", _pos),
+        "precision": Key("str", "default", "nn: matmul precision: default (run.dtype), tf32 (CUDA tensor cores) or "
+                         "bf16 (bfloat16 autocast of the forward); tf32/bf16 need run.dtype = 'float32'",
+                         choices=("default", "tf32", "bf16")),
     },
     "cvs": {
         "names": Key("list[str]", ["energy"], "the CVs, one landscape axis each, in order", "non-empty, unique",
@@ -246,10 +270,15 @@ def _cross_checks(cfg: dict) -> None:
         raise _err("cvs.names", "must be unique", names)
     kind = cfg["system"]["kind"]
     for n in names:
+        if (n in NN_CVS) != (kind == "nn"):
+            raise _err("cvs.names", f"{n!r} and system.kind = {kind!r} do not go together (nn CVs: "
+                       + ", ".join(NN_CVS) + ")", names)
         if n in ("rg", "q6") and kind != "lj_cluster":
             raise _err("cvs.names", f"{n!r} needs system.kind = 'lj_cluster'", names)
         if n == "x0" and kind == "lj_cluster":
             raise _err("cvs.names", "'x0' (first coordinate) applies to harmonic and double_well", names)
+    if cfg["system"]["precision"] != "default" and cfg["run"]["dtype"] != "float32":
+        raise _err("system.precision", "tf32 and bf16 need run.dtype = 'float32'", cfg["system"]["precision"])
     if cfg["cvs"]["q6_r_off"] <= cfg["cvs"]["q6_r_on"]:
         raise _err("cvs.q6_r_off", "must be > q6_r_on", cfg["cvs"]["q6_r_off"])
     ls = cfg["landscape"]

@@ -106,6 +106,10 @@ class CVSet:
     def names(self) -> list[str]:
         return [c.name for c in self.cvs]
 
+    def observables(self) -> dict[str, torch.Tensor]:
+        """Non-CV quantities [W] of the last evaluation, recorded per bin by WLMD (none here)."""
+        return {}
+
     def values(self, q: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return torch.stack([c.value(q) for c in self.cvs], dim=1)

@@ -15,9 +15,10 @@ bitwise-identical landscape after each sync — checked at run time by
 all-gathering a hash of S and H.
 
 Failure handling: collectives time out after ``run.sync_timeout`` seconds (a
-hung rank), a dead rank breaks them at once; each rank records its last synced
-step in the rendezvous store, and the survivors name the rank(s) that fell
-behind in a one-line error before exiting with status 1.
+hung rank), a dead rank breaks them at once; the survivors mark themselves in
+the rendezvous store, wait two seconds for each other and name the ranks
+without a mark (with their last heartbeat step) in a one-line error before
+exiting with status 1.
 """
 from __future__ import annotations
 
@@ -78,15 +79,28 @@ class LandscapeSync:
         self.world = world
         self.S_sync = landscape.S.clone()
         self.H_sync = landscape.H.clone()
+        self.obs_sync: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self.comm_seconds = 0.0
         self.syncs = 0
         self._last_beat = 0.0
         self.last_step = -1
 
     def reset(self) -> None:
-        """Take the current S and H as synced (after a resume)."""
+        """Take the current S and H (and observable sums) as synced (after a resume)."""
         self.S_sync.copy_(self.landscape.S)
         self.H_sync.copy_(self.landscape.H)
+        ls = self.landscape
+        self.obs_sync = {k: (ls.observable_sums[k].clone(), ls.observable_counts[k].clone()) for k in ls.observable_sums}
+
+    def _tracked(self):
+        """(current, synced) pairs of every array merged across ranks, in a fixed order."""
+        ls = self.landscape
+        pairs = [(ls.S, self.S_sync), (ls.H, self.H_sync)]
+        for k in sorted(ls.observable_sums):
+            if k not in self.obs_sync:
+                self.obs_sync[k] = (torch.zeros_like(ls.S), torch.zeros_like(ls.S))
+            pairs += [(ls.observable_sums[k], self.obs_sync[k][0]), (ls.observable_counts[k], self.obs_sync[k][1])]
+        return pairs
 
     def heartbeat(self, step: int, force: bool = False) -> None:
         """Record this rank's last synced step in the rendezvous store (at most once a second: it is
@@ -108,23 +122,22 @@ class LandscapeSync:
         import time
 
         t0 = time.perf_counter()
-        ls = self.landscape
-        n = ls.S.numel()
-        buf = torch.empty(2 * n + 1, dtype=torch.float64, device=ls.S.device)
-        buf[:n] = (ls.S - self.S_sync).reshape(-1)
-        buf[n : 2 * n] = (ls.H - self.H_sync).reshape(-1)
-        buf[2 * n] = 1.0 if stop else 0.0
+        pairs = self._tracked()  # every rank records the same observables, so the layout agrees
+        n = self.landscape.S.numel()
+        buf = torch.empty(len(pairs) * n + 1, dtype=torch.float64, device=self.landscape.S.device)
+        for i, (cur, ref) in enumerate(pairs):
+            buf[i * n : (i + 1) * n] = (cur - ref).reshape(-1)
+        buf[-1] = 1.0 if stop else 0.0
         self._collective(lambda: dist.all_reduce(buf, op=dist.ReduceOp.SUM), step)
-        ls.S.copy_(self.S_sync + buf[:n].reshape(ls.S.shape))
-        ls.H.copy_(self.H_sync + buf[n : 2 * n].reshape(ls.H.shape))
-        self.S_sync.copy_(ls.S)
-        self.H_sync.copy_(ls.H)
+        for i, (cur, ref) in enumerate(pairs):
+            cur.copy_(ref + buf[i * n : (i + 1) * n].reshape(cur.shape))
+            ref.copy_(cur)
         self.check_identical(step)
         self.last_step = step
         self.heartbeat(step)
         self.comm_seconds += time.perf_counter() - t0
         self.syncs += 1
-        return bool(buf[2 * n] > 0)
+        return bool(buf[-1] > 0)
 
     def check_identical(self, step: int) -> None:
         mine = torch.tensor([int(landscape_hash(self.landscape), 16) - 2**63], dtype=torch.int64,
@@ -145,21 +158,22 @@ class LandscapeSync:
     def describe_failure(self, step: int, err: Exception) -> str:
         import time
 
-        # Survivors publish their last completed sync, wait for each other, and name the ranks behind it.
-        self.heartbeat(self.last_step, force=True)
-        time.sleep(min(2.0, self.world.timeout))
+        # Every survivor marks itself as alive in the store and waits for the others to do the same;
+        # a dead or hung rank cannot, so the ranks without a mark are the ones that failed.
         behind = []
         try:
             store = dist.distributed_c10d._get_default_store()
             store.set_timeout(_dt.timedelta(seconds=2))
+            store.set(f"physampler/survivor/{self.world.rank}", str(self.last_step))
+            time.sleep(min(2.0, self.world.timeout))
             for r in range(self.world.size):
                 if r == self.world.rank:
                     continue
-                try:
-                    last = int(store.get(f"physampler/last_sync/{r}"))
-                except Exception:
-                    last = -1
-                if last < self.last_step:
+                if not store.check([f"physampler/survivor/{r}"]):
+                    try:
+                        last = int(store.get(f"physampler/last_sync/{r}"))
+                    except Exception:
+                        last = -1
                     behind.append((r, last))
         except Exception:
             behind = [(0, -1)] if self.world.rank != 0 else []

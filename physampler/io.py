@@ -90,6 +90,15 @@ def landscape_dataset(landscape: Landscape, *, attrs: dict | None = None):
                          {"long_name": "visits per bin since the last histogram reset", "units": "1"})
     data["sampling_entropy"] = (dims, S, {"long_name": "S(xi, t) as held by the sampler (unshifted, every bin)",
                                           "units": "1"})
+    for name in landscape.observable_sums:
+        data[f"mean_{name}"] = (dims, landscape.observable_mean(name).detach().cpu().numpy(),
+                                {"long_name": f"mean {name.replace('_', ' ')} of the visits to each bin (NaN: none)",
+                                 "units": "1"})
+        data[f"sum_{name}"] = (dims, landscape.observable_sums[name].detach().cpu().numpy(),
+                               {"long_name": f"sum of {name.replace('_', ' ')} over the visits to each bin", "units": "1"})
+        data[f"count_{name}"] = (dims, landscape.observable_counts[name].detach().cpu().numpy(),
+                                 {"long_name": f"visits to each bin with {name.replace('_', ' ')} recorded",
+                                  "units": "1"})
     base = {
         "Conventions": "CF-1.10",
         "title": "physampler entropy landscape",
@@ -102,8 +111,10 @@ def landscape_dataset(landscape: Landscape, *, attrs: dict | None = None):
         "wall_strength": list(landscape.wall_strength),
     }
     ds = xr.Dataset(data, coords=coords, attrs=base | dict(attrs or {}))
-    for name in ("entropy", "histogram", "sampling_entropy"):
-        ds[name].encoding["_FillValue"] = np.nan if name == "entropy" else None
+    for name in ds.data_vars:
+        if name.endswith("_bounds"):
+            continue
+        ds[name].encoding["_FillValue"] = np.nan if name == "entropy" or name.startswith("mean_") else None
     for a in axes:
         ds[a.name].encoding["_FillValue"] = None
         ds[f"{a.name}_bounds"].encoding["_FillValue"] = None
@@ -151,6 +162,11 @@ def read_landscape(path: str | Path, *, device=None) -> tuple[Landscape, dict]:
                    wall_strength=[float(x) for x in np.atleast_1d(a["wall_strength"])], device=device)
     ls.S.copy_(torch.from_numpy(ds["sampling_entropy"].values))
     ls.H.copy_(torch.from_numpy(ds["histogram"].values))
+    for v in ds.data_vars:
+        if v.startswith("sum_"):
+            name = v[4:]
+            ls.observable_sums[name] = torch.from_numpy(ds[v].values.copy()).to(ls.device)
+            ls.observable_counts[name] = torch.from_numpy(ds[f"count_{name}"].values.copy()).to(ls.device)
     return ls, dict(a)
 
 

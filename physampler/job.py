@@ -120,24 +120,17 @@ def build(cfg: dict, text: str, *, walkers_total: int | None = None) -> Job:
         system = HarmonicWell.isotropic(s["dims"], s["stiffness"], dtype=dtype, device=dev)
     elif s["kind"] == "double_well":
         system = DoubleWell1D(s["barrier"], dtype=dtype, device=dev)
-    else:
+    elif s["kind"] == "lj_cluster":
         system = LJCluster(s["atoms"], s["radius"], wall_stiffness=s["wall_stiffness"], dtype=dtype, device=dev)
-    cvs = []
-    for name in cfg["cvs"]["names"]:
-        if name == "energy":
-            cvs.append(PotentialEnergy(system))
-        elif name == "rg":
-            from .order_parameters import RadiusOfGyration
+    constraints = []
+    if s["kind"] == "nn":  # everything torch.nn-specific lives in the adapter
+        from .adapters.modular import system_from_config
 
-            cvs.append(RadiusOfGyration())
-        elif name == "q6":
-            from .order_parameters import Steinhardt
-
-            cvs.append(Steinhardt(6, r_on=cfg["cvs"]["q6_r_on"], r_off=cfg["cvs"]["q6_r_off"]))
-        else:
-            cvs.append(FunctionCV(lambda q: q[:, 0], "x0", units="1", long_name="first coordinate"))
-    cvs = CVSet(cvs)
+        system, cvs, constraints = system_from_config(cfg, dtype, dev)
+    else:
+        cvs = _physical_cvs(cfg, system)
     ls_cfg = cfg["landscape"]
+
     axes = [Axis(c.name, lo, hi, bins=b, units=c.units, long_name=c.long_name)
             for c, lo, hi, b in zip(cvs, ls_cfg["lower"], ls_cfg["upper"], ls_cfg["bins"])]
     land = Landscape(axes, sigma=ls_cfg["sigma"], cutoff=ls_cfg["cutoff"], edge=ls_cfg["edge"],
@@ -165,13 +158,31 @@ def build(cfg: dict, text: str, *, walkers_total: int | None = None) -> Job:
         schedule = make_schedule(kind, f=sc["f"])
     it = cfg["integrator"]
     wlmd = WLMD(system, cvs, land, schedule, dt=it["dt"], c_f=it["c_f"], kT=it["kT"], biases=biases,
-                walkers_total=walkers_total)
+                constraints=constraints, walkers_total=walkers_total)
     integrator = wlmd
     if it["engine"] == "compiled" or (it["engine"] == "auto" and C.compiled_obstacle(cfg) is None):
         from .integrators.compiled import CompiledWLMD
 
         integrator = CompiledWLMD(wlmd)
     return Job(cfg, text, system, cvs, land, wlmd, integrator, dev, dtype)
+
+
+def _physical_cvs(cfg: dict, system) -> CVSet:
+    cvs = []
+    for name in cfg["cvs"]["names"]:
+        if name == "energy":
+            cvs.append(PotentialEnergy(system))
+        elif name == "rg":
+            from .order_parameters import RadiusOfGyration
+
+            cvs.append(RadiusOfGyration())
+        elif name == "q6":
+            from .order_parameters import Steinhardt
+
+            cvs.append(Steinhardt(6, r_on=cfg["cvs"]["q6_r_on"], r_off=cfg["cvs"]["q6_r_off"]))
+        else:
+            cvs.append(FunctionCV(lambda q: q[:, 0], "x0", units="1", long_name="first coordinate"))
+    return CVSet(cvs)
 
 
 def initial_positions(job: Job, walkers: int | None = None) -> torch.Tensor:
@@ -182,6 +193,17 @@ def initial_positions(job: Job, walkers: int | None = None) -> torch.Tensor:
     w, seed = walkers or cfg["run"]["walkers"], cfg["run"]["seed"]
     gen = torch.Generator().manual_seed(seed)
     kind = cfg["system"]["kind"]
+    if kind == "nn":
+        # one network initialisation per walker (SCIENCE.md §8 init), from the run seed; on the shell, scaled to R
+        from .adapters.modular import network_from_config
+
+        q = torch.stack([job.system.flatten_module(network_from_config(cfg, gen, job.dtype)) for _ in range(w)])
+        if cfg["system"]["constraint"] == "norm":
+            q = q / q.norm(dim=1, keepdim=True) * cfg["system"]["norm_radius"]
+        elif cfg["system"]["constraint"] == "box":
+            bound = job.system.box_bounds(cfg["system"]["box_c"], cfg["system"]["box_dim"]).to(q.device, q.dtype)
+            q = torch.maximum(torch.minimum(q, bound), -bound)
+        return q.to(job.device, job.dtype)
     if kind == "harmonic":
         q = torch.randn((w, cfg["system"]["dims"]), generator=gen, dtype=torch.float64) / math.sqrt(cfg["system"]["stiffness"])
     elif kind == "double_well":

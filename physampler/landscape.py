@@ -85,6 +85,9 @@ class Landscape:
                 self.walls += [QuadraticWall(i, a.lower, b, "lower"), QuadraticWall(i, a.upper, b, "upper")]
         self.S = torch.zeros(grid.shape, dtype=torch.float64, device=grid.device)
         self.H = torch.zeros(grid.shape, dtype=torch.float64, device=grid.device)
+        #: per-bin sums and visit counts of observables recorded along the walk (e.g. true test accuracy)
+        self.observable_sums: dict[str, torch.Tensor] = {}
+        self.observable_counts: dict[str, torch.Tensor] = {}
 
     # --------------------------------------------------------------- dynamics
     @property
@@ -122,6 +125,24 @@ class Landscape:
         self.S.view(-1).index_add_(0, idx.reshape(-1), (w * h[:, None]).reshape(-1))
         b = self.grid.bin_index(xi)
         self.H.view(-1).index_add_(0, b, inside.to(torch.float64))
+
+    def observe(self, name: str, xi: torch.Tensor, values: torch.Tensor, inside: torch.Tensor | None = None) -> None:
+        """Add ``values`` [W] of observable ``name`` to the bins of ξ (in-range walkers only);
+        :meth:`observable_mean` is their per-bin average (float64)."""
+        if inside is None:
+            inside = self.grid.in_range(xi)
+        if name not in self.observable_sums:
+            self.observable_sums[name] = torch.zeros_like(self.S)
+            self.observable_counts[name] = torch.zeros_like(self.S)
+        b = self.grid.bin_index(xi)
+        m = inside.to(torch.float64)
+        self.observable_sums[name].view(-1).index_add_(0, b, values.to(torch.float64) * m)
+        self.observable_counts[name].view(-1).index_add_(0, b, m)
+
+    def observable_mean(self, name: str) -> torch.Tensor:
+        """Per-bin mean of observable ``name``; NaN in bins where it was never recorded."""
+        c = self.observable_counts[name]
+        return torch.where(c > 0, self.observable_sums[name] / c.clamp(min=1.0), torch.full_like(c, float("nan")))
 
     def gradient(self, xi: torch.Tensor) -> torch.Tensor:
         """∂S/∂ξ at ξ (plus the edge walls under ``wall``), [W, K]."""
@@ -170,6 +191,8 @@ class Landscape:
         new.__dict__.update(self.__dict__)
         new.S = self.S.clone()
         new.H = self.H.clone()
+        new.observable_sums = {k: v.clone() for k, v in self.observable_sums.items()}
+        new.observable_counts = {k: v.clone() for k, v in self.observable_counts.items()}
         return new
 
     def copy(self) -> "Landscape":
@@ -194,6 +217,10 @@ class Landscape:
         for other in landscapes[1:]:
             out.S += other.S.to(out.device)
             out.H += other.H.to(out.device)
+            for k, v in other.observable_sums.items():
+                if k in out.observable_sums:
+                    out.observable_sums[k] += v.to(out.device)
+                    out.observable_counts[k] += other.observable_counts[k].to(out.device)
         if how == "mean":
             out.S /= len(landscapes)
         return out
@@ -207,6 +234,8 @@ class Landscape:
             "bins": torch.tensor(list(self.grid.shape), dtype=torch.int64),
             "entropy": self.S.detach().cpu().clone(),
             "histogram": self.H.detach().cpu().clone(),
+            "observable_sums": {k: v.detach().cpu().clone() for k, v in self.observable_sums.items()},
+            "observable_counts": {k: v.detach().cpu().clone() for k, v in self.observable_counts.items()},
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -219,3 +248,6 @@ class Landscape:
             raise ValueError(f"landscape state: grid differs (got names={names}, lower={lower}, upper={upper}, bins={bins})")
         self.S.copy_(state["entropy"].to(self.device, torch.float64))
         self.H.copy_(state["histogram"].to(self.device, torch.float64))
+        self.observable_sums = {k: v.to(self.device, torch.float64).clone() for k, v in state.get("observable_sums", {}).items()}
+        self.observable_counts = {k: v.to(self.device, torch.float64).clone()
+                                  for k, v in state.get("observable_counts", {}).items()}

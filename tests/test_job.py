@@ -139,6 +139,26 @@ def test_examples_are_configs_that_run(tmp_path):
         if "q6" in ex.stem:
             with xr.open_dataset(out / "landscape.nc") as ds:
                 assert ds["entropy"].dims == ("energy", "q6")
+        if ex.stem.startswith("nn_"):
+            with xr.open_dataset(out / "landscape.nc") as ds:
+                assert ds["entropy"].dims == ("log_train_loss", "smoothed_accuracy")
+                acc = ds["mean_test_accuracy"].values
+                assert np.isfinite(acc).any() and np.nanmax(acc) <= 1.0 and np.nanmin(acc) >= 0.0
+
+
+def test_gpu_scale_examples_parse_and_build_on_cpu():
+    from physampler import config as C
+    from physampler.job import build
+
+    gpu = sorted((ROOT / "examples" / "gpu").glob("*.toml"))
+    assert len(gpu) == 6
+    for ex in gpu:
+        cfg, text = C.load(ex)
+        assert cfg["run"]["device"] == "cuda" and cfg["run"]["dtype"] == "float32"
+        cfg["run"]["device"] = "cpu"
+        job = build(cfg, text)
+        n = job.system.shape[0]
+        assert (2.1e5 < n < 2.3e5) if "d128" in ex.stem else n < 2.1e5
 
 
 def test_sigterm_writes_checkpoint_and_resume_equals_uninterrupted(tmp_path):

@@ -155,6 +155,8 @@ class WLMD:
         f = float(self.schedule(t))
         n = self.walkers_total or q.shape[0]
         self.landscape.deposit(xi, f / n, inside)
+        for name, values in self.cvs.observables().items():
+            self.landscape.observe(name, xi, values, inside)
         a = self._accel(q, xi, vjp, t)
         new = replace(state, positions=q, velocities=v, accel=a, cv=xi, step=t)
         return new, WLMDInfo(cv=xi, f_wl=f, in_range=inside)
