@@ -12,7 +12,7 @@ in one collective that also carries a stop flag (a signal on any rank stops all
 ranks at the same step).  With K = 1 the result equals one process holding all
 R·W walkers up to the summation order (≤ 1e-12); with any K every rank holds a
 bitwise-identical landscape after each sync — checked at run time by
-all-gathering a hash of S and H.
+all-gathering a fingerprint of S and H computed on their device.
 
 Failure handling: collectives time out after ``run.sync_timeout`` seconds (a
 hung rank), a dead rank breaks them at once; the survivors mark themselves in
@@ -83,6 +83,7 @@ class LandscapeSync:
         self.comm_seconds = 0.0
         self.syncs = 0
         self._last_beat = 0.0
+        self._weights = None
         self.last_step = -1
 
     def reset(self) -> None:
@@ -140,11 +141,15 @@ class LandscapeSync:
         return bool(buf[-1] > 0)
 
     def check_identical(self, step: int) -> None:
-        mine = torch.tensor([int(landscape_hash(self.landscape), 16) - 2**63], dtype=torch.int64,
-                            device=self.landscape.S.device)
+        """All-gather a fingerprint of S and H computed on their device (no host copy of the grid):
+        identical arrays give identical reductions, a diverged rank almost surely does not."""
+        ls = self.landscape
+        if self._weights is None:
+            self._weights = torch.linspace(1.0, 2.0, ls.S.numel(), dtype=torch.float64, device=ls.S.device)
+        mine = torch.stack([ls.S.sum(), (ls.S.reshape(-1) * self._weights).sum(), (ls.H.reshape(-1) * self._weights).sum()])
         parts = [torch.empty_like(mine) for _ in range(self.world.size)]
         self._collective(lambda: dist.all_gather(parts, mine), step)
-        out = [int(p) for p in parts]
+        out = [tuple(p.tolist()) for p in parts]
         if len(set(out)) != 1:
             bad = [r for r, h in enumerate(out) if h != out[0]]
             raise RankFailure(f"step {step}: the landscapes of ranks {bad} differ from rank 0's after the sync")

@@ -32,6 +32,7 @@ from .integrators import WLMD, WLMDState
 from .io import load_checkpoint, read_trajectory, save_checkpoint, write_landscape, write_trajectory
 from .landscape import Landscape
 from .rng import WalkerRNG
+from .runner import Runner
 from .schedules import make_schedule
 
 OUTPUTS = ("landscape.nc", "trajectory.nc", "checkpoint.pt", "landscape.png", "config.toml")
@@ -278,12 +279,9 @@ def _restore(job: Job, ck: dict, rng: WalkerRNG, *, landscape: bool = True) -> t
 
 
 def _advance(job: Job, state: WLMDState, n: int) -> WLMDState:
-    if hasattr(job.integrator, "run"):
+    if hasattr(job.integrator, "run"):  # compiled block loop
         return job.integrator.run(state, n)[0]
-    step = job.integrator.step
-    for _ in range(n):
-        state, _ = step(state)
-    return state
+    return Runner(job.integrator, state).run(n)
 
 
 class Progress:

@@ -24,38 +24,8 @@ from physampler.io import load_checkpoint
 from physampler.job import build, initial_positions
 from physampler.rng import WalkerRNG
 
-CFG = """
-[system]
-kind = "harmonic"
-dims = 6
+from _configs import harmonic_config
 
-[landscape]
-lower = [0.5]
-upper = [12.5]
-bins = [60]
-out_of_range = "wall"
-wall_strength = 2.0
-
-[integrator]
-dt = 0.05
-c_f = 0.02
-
-[schedule]
-F = 0.5
-t_wl = 500
-
-[run]
-walkers = 4
-steps = {steps}
-seed = 4
-sync_interval = {k}
-sync_timeout = 20.0
-
-[output]
-report_interval = {rep}
-checkpoint_interval = {ckpt}
-plot = false
-"""
 
 
 def free_port():
@@ -96,7 +66,7 @@ def single_process_reference(text, ranks):
 
 
 def test_two_ranks_k1_equal_one_process_with_all_walkers(tmp_path):
-    text = CFG.format(steps=150, k=1, rep=50, ckpt=50)
+    text = harmonic_config(steps=150, walkers=4, report=50, checkpoint=50, sync_interval=1, sync_timeout=20.0)
     cfg = tmp_path / "c.toml"
     cfg.write_text(text)
     finish(launch_ranks(cfg, tmp_path / "out"))
@@ -112,7 +82,7 @@ def test_two_ranks_k1_equal_one_process_with_all_walkers(tmp_path):
 
 def test_k_gt_1_every_rank_holds_the_same_landscape(tmp_path):
     cfg = tmp_path / "c.toml"
-    cfg.write_text(CFG.format(steps=1200, k=7, rep=14, ckpt=28 * 7))
+    cfg.write_text(harmonic_config(steps=1200, walkers=4, report=14, checkpoint=28 * 7, sync_interval=7, sync_timeout=20.0))
     out = tmp_path / "out"
     finish(launch_ranks(cfg, out))  # every sync also all-gathers a hash of S and H and fails on a mismatch
     man = json.loads((out / "manifest.json").read_text())
@@ -131,7 +101,7 @@ def test_k_gt_1_every_rank_holds_the_same_landscape(tmp_path):
 
 @pytest.mark.slow
 def test_killed_rank_stops_the_other_and_resume_matches(tmp_path):
-    text = CFG.format(steps=8000, k=10, rep=100, ckpt=500)
+    text = harmonic_config(steps=8000, walkers=4, report=100, checkpoint=500, sync_interval=10, sync_timeout=20.0)
     cfg = tmp_path / "c.toml"
     cfg.write_text(text)
     ref = tmp_path / "ref"

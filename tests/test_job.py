@@ -16,38 +16,10 @@ from physampler import WLMD, InverseTime, PotentialEnergy, WalkerRNG, cli
 from physampler.io import load_checkpoint, read_landscape, write_landscape
 from physampler.validation import harmonic_setup
 
+from _configs import harmonic_config
+
 ROOT = Path(__file__).parents[1]
 
-HARMONIC = """
-[system]
-kind = "harmonic"
-dims = 6
-
-[landscape]
-lower = [0.5]
-upper = [12.5]
-bins = [60]
-out_of_range = "wall"
-wall_strength = 2.0
-
-[integrator]
-dt = 0.05
-c_f = 0.02
-
-[schedule]
-F = 0.5
-t_wl = 500
-
-[run]
-walkers = 8
-steps = {steps}
-seed = 4
-
-[output]
-report_interval = 50
-checkpoint_interval = 100
-plot = false
-"""
 
 
 def launch(cfg, out, *extra):
@@ -191,7 +163,7 @@ def test_sigterm_writes_checkpoint_and_resume_equals_uninterrupted(tmp_path):
 @pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_is_bitwise_identical(tmp_path):
     cfg = tmp_path / "h.toml"
-    cfg.write_text(HARMONIC.format(steps=40000))
+    cfg.write_text(harmonic_config(steps=40000, walkers=8, report=50, checkpoint=100))
     ref = tmp_path / "ref"
     assert cli.main(["run", str(cfg), "--out", str(ref), "--quiet"]) == 0
     out = tmp_path / "killed"
