@@ -4,3 +4,7 @@ The core never imports ``torch.nn``; anything that turns a framework object
 (a ``torch.nn.Module`` and its data, an optimizer interface) into a core
 System, CV set or integrator lives here.
 """
+
+from .wand import WanD, wand
+
+__all__ = ["WanD", "wand"]

@@ -3,7 +3,11 @@
 Particles are all trainable parameters, flattened into one vector per walker:
 positions are [W, P] (masses 1).  A batch of walkers is evaluated with
 ``torch.func.functional_call`` vmapped over the leading walker axis of the
-unflattened parameters, so W walkers cost one batched forward and one backward.
+unflattened parameters, so W walkers cost one batched forward and one backward;
+a module that offers ``forward_batched(params, x)`` (parameters with a leading
+walker axis → logits [W, B, C], as the models in ``physampler.models`` do) is
+called directly instead, which avoids vmap's generic batching rules (e.g. its
+gathers materialise a [W, B, C] index).
 
 CVs (all from one forward on the training set and one on the test set per step):
 
@@ -87,14 +91,23 @@ class ModuleSystem(System):
         buffers = {n: b for n, b in self.module.named_buffers()}
         self._buffers_dict = buffers
 
-        def logits(flat_params, x):
-            return functional_call(self.module, (self.unflatten_one(flat_params), buffers), (x,))
+        if callable(getattr(self.module, "forward_batched", None)) and not buffers:
+            # The module evaluates W parameter sets itself (explicit walker axis, bmm).
+            self._batched = lambda q, x: self.module.forward_batched(self.unflatten(q), x)
+        else:
+            def logits(flat_params, x):
+                return functional_call(self.module, (self.unflatten_one(flat_params), buffers), (x,))
 
-        self._batched = vmap(logits, in_dims=(0, None))
+            self._batched = vmap(logits, in_dims=(0, None))
 
     # ------------------------------------------------------------ parameters
     def unflatten_one(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         return {n: t.view(s) for n, t, s in zip(self.names, torch.split(flat, self.sizes), self.shapes)}
+
+    def unflatten(self, q: torch.Tensor) -> dict[str, torch.Tensor]:
+        """[W, P] → {name: [W, *shape]} (views)."""
+        w = q.shape[0]
+        return {n: t.reshape(w, *s) for n, t, s in zip(self.names, torch.split(q, self.sizes, dim=1), self.shapes)}
 
     def flatten_module(self, module: torch.nn.Module | None = None) -> torch.Tensor:
         """The parameter vector [P] of ``module`` (default: the system's own copy)."""

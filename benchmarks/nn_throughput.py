@@ -5,7 +5,11 @@ smoothed accuracy Ã (one vmapped forward/backward for all W walkers through
 `physampler.adapters.torch_module`), landscape gradient and deposit on the 2-D
 S(ln L_train, Ã), thermostat, drift and the reflective box.  Reference, measured in
 the same run: W single-walker `nn.Module`s stepped one after another with the same
-operations (module forward/backward, the same landscape and operators).
+operations (module forward/backward, the same landscape and operators), in two
+variants: the plain transformer forward over all positions (``forward_full``, what a
+user's nn.Module computes: the "naive" reference of the ratio) and the model's own
+fast path (last position only, attention projections per (position, token)), so the
+table separates the gain of batching from the gain of the fast path.
 
     python benchmarks/nn_throughput.py [--p 67] [--d-model 32] [--walkers 1 4 16 64] [--seconds 3] [--device cpu]
 """
@@ -24,12 +28,32 @@ from physampler.models.tasks import ModularTask
 from physampler.models.transformer import OneLayerTransformer
 
 
-def make(p, d_model, device, dtype):
+def make(p, d_model, device, dtype, precision="default"):
     task = ModularTask("x+y", p)
     net = OneLayerTransformer(p, d_model=d_model, n_heads=4, d_head=d_model // 4, d_mlp=4 * d_model,
                               generator=torch.Generator().manual_seed(0), dtype=dtype)
-    system = ModuleSystem(net, *task.split(), dtype=dtype, device=device)
+    system = ModuleSystem(net, *task.split(), dtype=dtype, device=device, precision=precision)
     return task, net, system
+
+
+def memory_per_walker(system, walkers):
+    """Bytes per walker of one step: tensors autograd saves for the backward of the CVs,
+    plus positions, velocities and accelerations (device-independent, measured by a
+    saved-tensors hook rather than an allocator, so CPU and GPU report alike)."""
+    cvs = ModuleCVSet(system, ["log_train_loss", "smoothed_accuracy"])
+    seen, total = set(), [0]
+
+    def pack(t):
+        key = (t.data_ptr(), t.numel(), t.dtype)
+        if key not in seen:
+            seen.add(key)
+            total[0] += t.numel() * t.element_size()
+        return t
+
+    q = system.initial_positions(walkers)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        cvs.value_and_vjp(q)
+    return total[0] / walkers + 3 * q[0].numel() * q.element_size()
 
 
 def landscape(device):
@@ -53,7 +77,7 @@ def batched_rate(system, walkers, seconds, device):
     return n * walkers / (time.perf_counter() - t)
 
 
-def naive_rate(system, net, walkers, seconds, device):
+def naive_rate(system, net, walkers, seconds, device, full: bool):
     """W separate nn.Modules, each stepped with plain autograd; one shared landscape."""
     (xtr, ytr), (xte, yte) = system.train, system.test
     nets = [system.load_into(system.flatten_module()) for _ in range(walkers)]
@@ -74,8 +98,9 @@ def naive_rate(system, net, walkers, seconds, device):
                     p.copy_(q * b.view(p.shape))
                     vi.copy_(vn)
             m.zero_grad()
-            lt = torch.log(torch.nn.functional.cross_entropy(m(xtr), ytr))
-            at = smoothed_accuracy(m(xte)[None], yte, 6.0)[0]
+            fwd = m.forward_full if full else m
+            lt = torch.log(torch.nn.functional.cross_entropy(fwd(xtr), ytr))
+            at = smoothed_accuracy(fwd(xte)[None], yte, 6.0)[0]
             xi = torch.stack([lt, at]).detach()[None]
             land.deposit(xi, 0.5 / walkers)
             c = land.gradient(xi)[0]
@@ -93,7 +118,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--p", type=int, default=67)
     ap.add_argument("--d-model", type=int, default=32)
-    ap.add_argument("--walkers", type=int, nargs="+", default=[1, 4, 16, 64])
+    ap.add_argument("--walkers", type=int, nargs="+", default=None,
+                    help="walker counts (default: 1 4 16 64 on CPU; 1, 2, 4 … 1024 on CUDA, stopping at the "
+                         "first that does not fit in memory)")
+    ap.add_argument("--precision", nargs="+", default=None, choices=["default", "tf32", "bf16"],
+                    help="rows per precision (default: default on CPU; default tf32 bf16 on CUDA)")
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
@@ -101,16 +130,34 @@ def main():
     torch.set_num_threads(a.threads)
     device = torch.device(a.device)
     dtype = torch.float32
+    cuda = device.type == "cuda"
+    walkers = a.walkers or ([2**k for k in range(11)] if cuda else [1, 4, 16, 64])
+    precisions = a.precision or (["default", "tf32", "bf16"] if cuda else ["default"])
     task, net, system = make(a.p, a.d_model, device, dtype)
-    print(f"# {platform.machine()}, torch {torch.__version__}, device {device}, {a.threads} threads, float32; "
-          f"transformer p={a.p}, d_model={a.d_model}, {system.shape[0]} parameters, train/test "
-          f"{len(system.train[1])}/{len(system.test[1])}")
-    print(f"{'W':>5} {'batched walker-steps/s':>23} {'naive walker-steps/s':>21} {'ratio':>7}")
-    for w in a.walkers:
-        b = batched_rate(system, w, a.seconds, device)
-        n = naive_rate(system, net, w, a.seconds, device)
-        print(f"{w:>5} {b:>23.1f} {n:>21.1f} {b / n:>7.2f}", flush=True)
-
+    print(f"# {platform.machine()}, torch {torch.__version__}, device {device}, {a.threads} threads, float32 "
+          f"parameters, float64 landscape; transformer p={a.p}, d_model={a.d_model}, {system.shape[0]} parameters, "
+          f"train/test {len(system.train[1])}/{len(system.test[1])}")
+    print(f"{'precision':>9} {'W':>5} {'batched':>9} {'naive':>9} {'naive fast-path':>16} {'batched/naive':>14} "
+          f"{'batched/naive fast-path':>24} {'MiB/walker':>11}   (walker-steps/s)")
+    for prec in precisions:
+        system = make(a.p, a.d_model, device, dtype, prec)[2]
+        naive_cache = {}
+        for w in walkers:
+            try:
+                mem = memory_per_walker(system, w) / 2**20
+                b = batched_rate(system, w, a.seconds, device)
+            except torch.OutOfMemoryError:
+                print(f"{prec:>9} {w:>5}  does not fit: the largest W that fits is the row above", flush=True)
+                torch.cuda.empty_cache()
+                break
+            # The naive loop's rate does not depend on W beyond a few walkers: measure it up to 16.
+            key = min(w, 16)
+            if key not in naive_cache:
+                naive_cache[key] = (naive_rate(system, net, key, a.seconds, device, full=True),
+                                    naive_rate(system, net, key, a.seconds, device, full=False))
+            n, nf = naive_cache[key]
+            print(f"{prec:>9} {w:>5} {b:>9.1f} {n:>9.1f} {nf:>16.1f} {b / n:>14.2f} {b / nf:>24.2f} {mem:>11.2f}",
+                  flush=True)
 
 if __name__ == "__main__":
     main()

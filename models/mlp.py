@@ -29,6 +29,11 @@ class ModularMLP(nn.Module):
         self.b2 = uniform(p, fan_in=hidden)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.forward_batched({n: p[None] for n, p in self.named_parameters()}, tokens)[0]
+
+    def forward_batched(self, params: dict[str, torch.Tensor], tokens: torch.Tensor) -> torch.Tensor:
+        """Logits [W, B, p] of W parameter sets (``params[name]`` is [W, *shape])."""
+        W1 = params["W1"]
         # one-hot(x) ⊕ one-hot(y) times W1 is a sum of two gathered columns
-        h = self.W1[:, tokens[:, 0]].T + self.W1[:, self.p + tokens[:, 1]].T + self.b1
-        return torch.relu(h) @ self.W2.T + self.b2
+        h = W1.index_select(2, tokens[:, 0]) + W1.index_select(2, self.p + tokens[:, 1]) + params["b1"][:, :, None]
+        return torch.baddbmm(params["b2"][:, None], torch.relu(h).transpose(1, 2), params["W2"].transpose(1, 2))

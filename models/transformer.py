@@ -11,10 +11,11 @@ Parameter tensors keep the output neurons on their first axis (``W_Q[h]`` is
 m = first dimension (SCIENCE.md §5) counts output neurons.  Init: N(0, 1/d_model)
 (std 1/√d_model), unembedding std 1/√d_vocab, MLP biases 0.
 
-Only the last position's logits are used.  ``forward`` computes just what they
-need — keys and values of every position, the query, attention, MLP and
-unembedding of the last one — which is exact for one layer; ``forward_full``
-runs every position and is kept to test that.
+Only the last position's logits are used.  ``forward`` / ``forward_batched``
+compute just what they need — keys and values of every position, the query,
+attention, MLP and unembedding of the last one — which is exact for one layer;
+``forward_full`` runs every position, as a plain implementation would, and is kept
+to test that.
 """
 from __future__ import annotations
 
@@ -58,15 +59,49 @@ class OneLayerTransformer(nn.Module):
         return (h1 + mlp) @ self.W_U.T
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Logits [B, p] at the last position (fast path)."""
-        h0 = self._embed(tokens)  # [B, T, d]
-        last = h0[:, -1]  # [B, d]
-        q = torch.einsum("hed,bd->bhe", self.W_Q, last)  # [B, H, dh]
-        k = torch.einsum("hed,btd->bhte", self.W_K, h0)  # [B, H, T, dh]
-        v = torch.einsum("hed,btd->bhte", self.W_V, h0)
-        att = torch.softmax(torch.einsum("bhe,bhte->bht", q, k) / math.sqrt(self.d_head), dim=-1)  # the last
-        z = torch.einsum("bht,bhte->bhe", att, v).reshape(tokens.shape[0], -1)  # position sees all: no mask
-        return self._head(last + z @ self.W_O.T)
+        """Logits [B, p] at the last position (fast path; see :meth:`forward_batched`)."""
+        return self.forward_batched({n: p[None] for n, p in self.named_parameters()}, tokens)[0]
+
+    def forward_batched(self, params: dict[str, torch.Tensor], tokens: torch.Tensor) -> torch.Tensor:
+        """Logits [W, B, p] of W parameter sets at once: ``params[name]`` is [W, *shape].
+
+        The walker axis is an explicit batch axis of every matmul (bmm), so W networks
+        cost one call per layer; the adapter uses this instead of vmap when a module
+        has it.  Only the last position's logits are computed.  When the batch holds
+        more examples than there are (position, token) pairs (B > T·d_vocab: 2 244
+        training pairs against 3·68 for p = 67), keys, values and the query are
+        computed once per (position, token) and gathered per example, since h⁰_t
+        depends only on the token at t: exact, and it removes the attention
+        projections from the per-example cost.
+        """
+        W_E, W_pos = params["W_E"], params["W_pos"]
+        n_w, V, d = W_E.shape
+        B, T = tokens.shape
+        H, dh = self.n_heads, self.d_head
+        w_kv = torch.cat([params["W_K"], params["W_V"]], dim=1).reshape(n_w, 2 * H * dh, d)
+        w_q = params["W_Q"].reshape(n_w, H * dh, d)
+        last_tok = tokens[:, -1]
+        if B > T * V:
+            e = (W_E[:, None] + W_pos[:, :T, None]).reshape(n_w, T * V, d)  # h⁰ of every (position, token)
+            flat = (torch.arange(T, device=tokens.device) * V + tokens).reshape(-1)  # [B·T]
+            kv = torch.bmm(e, w_kv.transpose(1, 2)).index_select(1, flat)  # [W, B·T, 2H·dh]
+            e_last = e[:, (T - 1) * V:]
+            q = torch.bmm(e_last, w_q.transpose(1, 2)).index_select(1, last_tok)  # [W, B, H·dh]
+            h_last = e_last.index_select(1, last_tok)  # [W, B, d]
+        else:
+            h0 = W_E.index_select(1, tokens.reshape(-1)).reshape(n_w, B, T, d) + W_pos[:, None, :T]
+            kv = torch.bmm(h0.reshape(n_w, B * T, d), w_kv.transpose(1, 2))
+            h_last = h0[:, :, -1]
+            q = torch.bmm(h_last, w_q.transpose(1, 2))
+        kv = kv.reshape(n_w, B, T, 2 * H, dh)
+        k, v = kv.split(H, dim=3)  # split, not slicing: its backward is one cat, not two zero-filled copies
+        q = q.reshape(n_w, B, 1, H, dh)
+        att = torch.softmax((q * k).sum(-1) / math.sqrt(dh), dim=2)  # [W, B, T, H]: the last position sees all
+        z = (att[..., None] * v).sum(2).reshape(n_w, B, H * dh)
+        h1 = h_last + torch.bmm(z, params["W_O"].transpose(1, 2))
+        pre = torch.baddbmm(params["b_in"][:, None], h1, params["W_in"].transpose(1, 2))
+        h2 = h1 + torch.baddbmm(params["b_out"][:, None], torch.relu(pre), params["W_out"].transpose(1, 2))
+        return torch.bmm(h2, params["W_U"].transpose(1, 2))
 
     def forward_full(self, tokens: torch.Tensor) -> torch.Tensor:
         """Every position with a causal mask; logits of the last position [B, p]."""

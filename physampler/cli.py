@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     h.add_argument("--dims", type=int, nargs="+", default=sorted(HARMONIC_CASES), choices=sorted(HARMONIC_CASES),
                    metavar="N", help="wells to run (allowed: %(choices)s; default: all)")
-    h.add_argument("--steps", type=_positive_int, default=60000, help="WLMD steps per well (default %(default)s)")
+    h.add_argument("--steps", type=_positive_int, default=None,
+                   help="WLMD steps per well (default: 60000 for N = 2, 4; 120000 for N = 10)")
     h.add_argument("--walkers", type=_positive_int, default=256, help="walkers sharing the landscape (default %(default)s)")
     h.add_argument("--seed", type=_non_negative_int, default=2026, help="run seed (default %(default)s)")
     h.add_argument("--device", default="cpu", help="torch device (default %(default)s)")
@@ -138,7 +139,8 @@ def _validate_harmonic(args) -> int:
         return 2
     head = (f"{'N':>3} {'dS/dlnU':>9} {'exact':>6} {'max|dev|':>9} {'edge|dev|':>9} {'H min/mean':>10} {'H max/mean':>10} "
             f"{'<U>':>8} {'exact':>6} {'C_V':>7} {'exact':>6} {'wall s':>7}  result")
-    print(f"physampler {__version__}: WLMD on harmonic wells, {args.walkers} walkers x {args.steps} steps, seed {args.seed}")
+    steps = "default" if args.steps is None else args.steps
+    print(f"physampler {__version__}: WLMD on harmonic wells, {args.walkers} walkers x {steps} steps, seed {args.seed}")
     print(head)
     ok = True
     for n in args.dims:
@@ -373,12 +375,16 @@ def main(argv=None) -> int:
         return _info(args)
     if args.command == "analyze":
         return _analyze(args)
-    if args.command == "validate" and args.target == "harmonic":
-        return _validate_harmonic(args)
-    if args.command == "validate" and args.target == "lj-bulk":
-        return _validate_bulk(args)
     if args.command == "validate":
-        return _validate_lj(args)
+        from .faults import NumericalFault
+
+        target = {"harmonic": _validate_harmonic, "lj-bulk": _validate_bulk}.get(args.target, _validate_lj)
+        try:
+            return target(args)
+        except NumericalFault as e:
+            # A validation run that blows up has failed its checks: say where, exit 1.
+            print(f"FAIL: numerical fault: {e}")
+            return 1
     return 2
 
 

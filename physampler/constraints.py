@@ -18,7 +18,8 @@ class Constraint(abc.ABC):
 
 
 class ReflectiveBox(Constraint):
-    """|q| ≤ B elementwise (B = ``bound``, broadcastable to the per-walker shape).
+    """|q| ≤ B elementwise (B = ``bound``, broadcastable to the per-walker shape; +inf
+    leaves an element free, e.g. parameters outside an optimizer's boxed groups).
 
     On crossing, q ← 2B − q (or −2B − q) and v ← −v (SCIENCE.md §5); positions more
     than one box width away are folded back as many times as needed, and v flips
@@ -27,8 +28,8 @@ class ReflectiveBox(Constraint):
 
     def __init__(self, bound):
         b = torch.as_tensor(bound, dtype=torch.float64)
-        if not torch.isfinite(b).all() or (b <= 0).any():
-            raise ValueError(f"bound: must be finite and > 0 (got {b.tolist()})")
+        if torch.isnan(b).any() or (b <= 0).any():
+            raise ValueError(f"bound: must be > 0, or +inf for an unbounded element (got {b.tolist()})")
         self.bound = b
 
     def apply(self, q, v):

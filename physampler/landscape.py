@@ -145,8 +145,20 @@ class Landscape:
         return torch.where(c > 0, self.observable_sums[name] / c.clamp(min=1.0), torch.full_like(c, float("nan")))
 
     def gradient(self, xi: torch.Tensor) -> torch.Tensor:
-        """∂S/∂ξ at ξ (plus the edge walls under ``wall``), [W, K]."""
+        """∂S/∂ξ at ξ (plus the edge walls under ``wall``), [W, K].
+
+        Along an axis on which ξ lies outside the grid, the edge slope of S is
+        kept only where its force −kT·∂S/∂ξ points back into the grid (∂S/∂ξ ≤ 0
+        below the lower edge, ≥ 0 above the upper one) and dropped otherwise.
+        Extrapolated outwards, a slope where S rises towards the interior would push
+        walkers away from the grid until it balanced the wall, and they would sit
+        there depositing nothing; an inward slope is a restoring force worth keeping.
+        """
         g = self.grid.interpolate_gradient(self.S, xi)
+        if self.walls:
+            lo = torch.tensor([a.lower for a in self.grid.axes], dtype=xi.dtype, device=xi.device)
+            hi = torch.tensor([a.upper for a in self.grid.axes], dtype=xi.dtype, device=xi.device)
+            g = torch.where(xi < lo, g.clamp(max=0.0), torch.where(xi > hi, g.clamp(min=0.0), g))
         for wall in self.walls:
             g = g + wall.gradient(xi)
         return g

@@ -44,12 +44,13 @@ class HarmonicCase:
     upper: float
     bins: int
     temperature: float  # canonical check temperature
+    steps: int  # WLMD steps of the validation run (the N = 10 well's low-U end fills slowest)
 
 
 HARMONIC_CASES = {
-    2: HarmonicCase(2, 0.0, 30.0, 150, 2.0),
-    4: HarmonicCase(4, 0.1, 30.1, 150, 2.5),
-    10: HarmonicCase(10, 1.0, 31.0, 120, 1.5),
+    2: HarmonicCase(2, 0.0, 30.0, 150, 2.0, 60000),
+    4: HarmonicCase(4, 0.1, 30.1, 150, 2.5, 60000),
+    10: HarmonicCase(10, 1.0, 31.0, 120, 1.5, 120000),
 }
 
 
@@ -117,8 +118,10 @@ def harmonic_setup(n: int, *, walkers: int, seed: int, steps: int, device="cpu",
     return integ, integ.init(q0, rng)
 
 
-def run_harmonic(n: int, *, steps: int = 40000, walkers: int = 256, seed: int = 2026, device="cpu") -> HarmonicResult:
+def run_harmonic(n: int, *, steps: int | None = None, walkers: int = 256, seed: int = 2026, device="cpu") -> HarmonicResult:
+    """Validation run of the N-dim well (steps: default the case's own)."""
     case = HARMONIC_CASES[n]
+    steps = case.steps if steps is None else steps
     t0 = time.perf_counter()
     integ, state = harmonic_setup(n, walkers=walkers, seed=seed, steps=steps, device=device)
     land = integ.landscape

@@ -115,6 +115,27 @@ def test_out_of_range_wall_pushes_back_and_skips_deposit():
     assert float(g[1]) == pytest.approx(-2 * 50.0 * 0.1)
 
 
+def test_outside_the_grid_only_an_inward_slope_of_s_is_kept():
+    # S = 3x along the first axis.  Below its lower edge the slope would push the
+    # walker further out (force −∂S/∂x < 0): dropped, only the wall acts.  Above the
+    # upper edge the same slope pushes back in: kept, added to the wall.
+    for L in (land1(out_of_range="wall", wall_strength=50.0), land2(out_of_range="wall", wall_strength=50.0)):
+        ax = L.grid.axes[0]
+        L.S += (3.0 * ax.centres()).reshape([-1] + [1] * (L.grid.ndim - 1))
+        rest = [0.5] * (L.grid.ndim - 1)
+        xi = torch.tensor([[ax.lower - 0.1] + rest, [ax.upper + 0.2] + rest, [(ax.lower + ax.upper) / 2] + rest],
+                          dtype=torch.float64)
+        g = L.gradient(xi)[:, 0]
+        assert float(g[0]) == pytest.approx(-2 * 50.0 * 0.1)
+        assert float(g[1]) == pytest.approx(3.0 + 2 * 50.0 * 0.2)
+        assert float(g[2]) == pytest.approx(3.0)
+        # Reversed slope: now the lower side keeps it and the upper side drops it.
+        L.S.neg_()
+        g = L.gradient(xi)[:, 0]
+        assert float(g[0]) == pytest.approx(-3.0 - 2 * 50.0 * 0.1)
+        assert float(g[1]) == pytest.approx(2 * 50.0 * 0.2)
+
+
 def test_nan_cv_is_out_of_range():
     L = land1()
     with pytest.raises(OutOfGridError, match="walker 0"):

@@ -42,14 +42,23 @@ def test_transformer_fast_path_and_size():
     norm = torch.cat([p.detach().reshape(-1) for p in m.parameters()]).norm()
     assert 2.1e5 < n < 2.3e5 and 40 < float(norm) < 44  # SCIENCE.md §8: about 2.2e5 parameters, norm ≈ 42
     x = ModularTask("x+y", 67).inputs[:300]
+    # 300 examples > 3·68 (position, token) pairs: the table path; 100: the direct path.
     assert torch.allclose(m(x), m.forward_full(x), rtol=1e-12, atol=1e-12)
+    assert torch.allclose(m(x[:100]), m.forward_full(x[:100]), rtol=1e-12, atol=1e-12)
+    c = torch.randn(300, 67, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    grads = []
+    for f in (m.forward, m.forward_full):
+        m.zero_grad()
+        (f(x) * c).sum().backward()
+        grads.append(torch.cat([p.grad.reshape(-1) for p in m.parameters()]))
+    assert float((grads[0] - grads[1]).abs().max()) <= 1e-12 * float(grads[1].abs().max())
 
 
 @pytest.mark.parametrize("make", [transformer, mlp], ids=["transformer", "mlp"])
 def test_batched_walkers_equal_per_walker_modules(make):
-    task = ModularTask("x2+y", 7, split_seed=1)
+    task = ModularTask("x2+y", 11, split_seed=1)  # 60 train pairs > 3·12: the transformer's table path
     (xtr, ytr), (xte, yte) = task.split()
-    system = ModuleSystem(make(), (xtr, ytr), (xte, yte), sharpness=5.5, dtype=torch.float64)
+    system = ModuleSystem(make(11), (xtr, ytr), (xte, yte), sharpness=5.5, dtype=torch.float64)
     gen = torch.Generator().manual_seed(3)
     q = system.initial_positions(4) + 0.2 * torch.randn(4, system.shape[0], generator=gen, dtype=torch.float64)
     cvs = ModuleCVSet(system, CV_NAMES)
@@ -59,8 +68,9 @@ def test_batched_walkers_equal_per_walker_modules(make):
     for w in range(4):
         net = system.load_into(q[w])
         net.zero_grad()
-        zt = net(xte)
-        ref = [torch.log(torch.nn.functional.cross_entropy(net(xtr), ytr)), smoothed_accuracy(zt[None], yte, 5.5)[0],
+        fwd = getattr(net, "forward_full", net)  # the transformer's plain all-positions forward
+        zt = fwd(xte)
+        ref = [torch.log(torch.nn.functional.cross_entropy(fwd(xtr), ytr)), smoothed_accuracy(zt[None], yte, 5.5)[0],
                torch.log(torch.nn.functional.cross_entropy(zt, yte)),
                torch.cat([p.reshape(-1) for p in net.parameters()]).norm()]
         for k, r in enumerate(ref):

@@ -287,7 +287,12 @@ def wlmd_cluster_block(x, v, a, cv, S, H, noise, fvals, rc2, shift, radius, k_wa
                 _deposit(S, H, cv[w], h, lower, width, nb_, sigma, cutoff, reflect, kw)
         bad = -1
         for w in range(W):
+            # Outside the grid only an inward slope of S is kept (see Landscape.gradient).
             g = _landscape_gradient(S, cv[w], lower, width, nb_)
+            if cv[w] < lower and g > 0.0:
+                g = 0.0
+            elif cv[w] > upper and g < 0.0:
+                g = 0.0
             if edge_beta[0] > 0.0:
                 g = g + _wall_gradient(cv[w], lower, edge_beta[0], -1.0, 0)
                 g = g + _wall_gradient(cv[w], upper, edge_beta[1], 1.0, 0)

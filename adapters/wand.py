@@ -1,0 +1,342 @@
+"""WanD: Wang–Landau dynamics as a ``torch.optim`` optimizer ([P1] §5, eq. 7; SCIENCE.md §9).
+
+    θ̈ = −T0 · ∂S_tot(ξ, t)/∂ξ · ∂ξ/∂θ + η(t) − λ·θ̇,      ξ = ln L(θ),   kT = T0
+
+with ⟨η_i(t) η_j(t′)⟩ = λ(2 − λ)·kT·δ_ij δ(t − t′), S(ξ, t) a 1-D Wang–Landau
+landscape on the ln-loss axis built from the loss alone (no test data), and
+S_tot = S + walls.  A WanD step *is* one step of the core's
+:class:`physampler.WLMD` with one walker whose positions are all optimised
+parameters, flattened in parameter-group order, and the single CV ξ = ln L:
+
+    1. v ← v + a·dt                                   (kick)
+    2. v ← (1 − λ)·v + √(λ(2 − λ)·kT)·η               (thermostat)
+    3. θ ← θ + v·dt, then the box / fixed-norm constraint  (drift)
+    4. ξ = ln L(θ) from ``closure``; S += f_WL(t)·K(ξ)  (deposit)
+    5. a = −kT·(∂S_tot/∂ξ)·∂ξ/∂θ                      (one backward of c·ln L)
+
+Symbols → arguments: dt = ``lr``, λ = ``friction`` (the c_f of SCIENCE.md §3),
+kT = ``kT``, f_WL(t) = ``schedule``, K = Gaussian of ``sigma`` bins on the grid
+``(lower, upper, bins)`` of ln L, walls = ``wall_at``/``wall_strength`` (a
+quadratic wall above ``wall_at`` that pushes towards low loss) plus the grid-edge
+walls of ``out_of_range = "wall"``.  Masses are 1.  The landscape, schedule,
+walls, operators and constraints are the core's own objects; nothing here
+re-implements them.
+
+The closure re-evaluates the model and returns the loss L > 0 (e.g. the mean
+cross-entropy over the full training set).  It may either return the loss with
+its autograd graph (WanD then differentiates c·ln L in one backward, exactly as
+the core does for a CV) or call ``loss.backward()`` itself as for L-BFGS (WanD
+then uses ∂L/∂θ / L).  ``step`` evaluates the closure at the *new* parameters —
+the acceleration of the next step needs it — and returns that loss; the first
+step also evaluates it once at the initial parameters.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Callable
+
+import torch
+from torch.optim import Optimizer
+
+from .. import _checks
+from ..biases import QuadraticWall
+from ..constraints import FixedNormShell, ReflectiveBox
+from ..cvs import CV, CVSet
+from ..grid import Axis
+from ..integrators.wlmd import WLMD, WLMDInfo, WLMDState
+from ..landscape import Landscape
+from ..rng import WalkerRNG
+from ..schedules import InverseTime, Schedule
+from ..system import System
+
+__all__ = ["WanD", "wand", "wand_landscape"]
+
+
+class _Parameters(System):
+    """The optimised parameters as one walker of P unit masses; U = L."""
+
+    def __init__(self, params: list[torch.Tensor], cv: "_LogLoss"):
+        self.params = params
+        self.sizes = [p.numel() for p in params]
+        self.shape = (sum(self.sizes),)
+        self.masses = 1.0
+        self._cv = cv
+
+    def flat(self) -> torch.Tensor:
+        return torch.cat([p.detach().reshape(-1) for p in self.params])[None]
+
+    def load(self, q: torch.Tensor) -> None:
+        with torch.no_grad():
+            for p, chunk in zip(self.params, torch.split(q[0], self.sizes)):
+                p.copy_(chunk.view_as(p))
+
+    def energy(self, q):
+        return torch.exp(self._cv.value(q))
+
+
+class _LogLoss(CV):
+    """ξ = ln L(θ) of the closure's loss, evaluated at q by loading q into the parameters."""
+
+    def __init__(self, params: list[torch.Tensor], closure: Callable[[], torch.Tensor]):
+        super().__init__("log_train_loss", "1", "ln of the training loss")
+        self.params = params
+        self.closure = closure
+        self.system = _Parameters(params, self)
+        self.last_loss: torch.Tensor | None = None
+
+    def _evaluate(self, q):
+        self.system.load(q)
+        for p in self.params:
+            p.grad = None
+        with torch.enable_grad():
+            loss = self.closure()
+            if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                raise ValueError(f"closure: must return the loss as a one-element tensor (got {type(loss).__name__})")
+            loss = loss.reshape(())
+        if not bool(loss.detach() > 0):
+            raise ValueError(f"closure: WanD samples ln L, so the loss must be > 0 (got {float(loss):.6g})")
+        self.last_loss = loss.detach()
+        return loss
+
+    def value(self, q):
+        with torch.no_grad():
+            return torch.log(self._evaluate(q).detach()).reshape(1)
+
+    def value_and_vjp(self, q):
+        """``(ξ [1, 1], vjp)`` as :meth:`physampler.CVSet.value_and_vjp` (see :class:`_LogLossSet`)."""
+        loss = self._evaluate(q)
+        grads = [p.grad for p in self.params]
+        if any(g is not None for g in grads):
+            # The closure ran backward itself: ∂ ln L/∂θ = (∂L/∂θ)/L.
+            flat = torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1)
+                              for g, p in zip(grads, self.params)])[None]
+            lval = loss.detach()
+
+            def vjp(coeff):
+                return flat * (coeff[:, :1].to(flat.dtype) / lval)
+
+            return torch.log(lval).reshape(1, 1), vjp
+        if loss.grad_fn is None:
+            raise ValueError("closure: the loss carries no autograd graph and no gradients were computed; return "
+                             "the loss of a forward pass on the parameters (optionally after loss.backward())")
+        with torch.enable_grad():
+            xi = torch.log(loss).reshape(1, 1)
+
+        def vjp(coeff):
+            g = torch.autograd.grad(xi, self.params, grad_outputs=coeff.to(xi.dtype), allow_unused=True)
+            return torch.cat([(gi if gi is not None else torch.zeros_like(p)).reshape(-1)
+                              for gi, p in zip(g, self.params)])[None]
+
+        return xi.detach(), vjp
+
+
+class _LogLossSet(CVSet):
+    """The one-CV set of WanD; its value_and_vjp is the closure's (one forward, one backward)."""
+
+    def __init__(self, cv: _LogLoss):
+        super().__init__([cv])
+        self.cv = cv
+
+    def values(self, q):
+        return self.cv.value(q)[:, None]
+
+    def value_and_vjp(self, q):
+        return self.cv.value_and_vjp(q)
+
+
+def wand_landscape(lower: float = -12.0, upper: float = 2.0, bins: int = 700, *, sigma: float = 1.0,
+                   wall_strength: float | None = None, device=None) -> Landscape:
+    """The 1-D S(ln L) of WanD (float64), with grid-edge walls."""
+    return Landscape([Axis("log_train_loss", lower, upper, bins=bins, long_name="ln of the training loss")],
+                     sigma=sigma, out_of_range="wall", wall_strength=wall_strength, device=device)
+
+
+def _integrator(params, closure, landscape, schedule, *, lr, friction, kT, biases, constraints) -> WLMD:
+    cv = _LogLoss(params, closure)
+    return WLMD(cv.system, _LogLossSet(cv), landscape, schedule, dt=lr, c_f=friction, kT=kT, biases=biases,
+                constraints=constraints, walkers_total=1)
+
+
+def wand(params: list[torch.Tensor], closure: Callable[[], torch.Tensor], state: WLMDState | None, *,
+         landscape: Landscape, schedule: Schedule, rng: WalkerRNG, lr: float, friction: float, kT: float = 1.0,
+         biases=(), constraints=()) -> tuple[WLMDState, WLMDInfo, torch.Tensor]:
+    """Functional WanD: one step on ``params`` in place (cf. ``torch.optim.sgd.sgd``).
+
+    ``state`` is the integrator state of the previous call (None at the start: the
+    closure is evaluated at the initial parameters and velocities are drawn from
+    N(0, kT) with ``rng``).  Returns (new state, step info, loss at the new θ).
+    The parameters are overwritten from the state, so they must not be changed in
+    between (or pass ``state=None`` to restart the dynamics from them).
+    """
+    integ = _integrator(params, closure, landscape, schedule, lr=lr, friction=friction, kT=kT, biases=biases,
+                        constraints=constraints)
+    cv = integ.cvs.cv
+    if state is None:
+        state = integ.init(cv.system.flat(), rng)
+    else:
+        # Positions come from the parameters (equal to the last step's unless the
+        # caller replaced them, e.g. after loading a checkpoint into the model).
+        state = replace(state, positions=cv.system.flat(), rng=rng)
+    state, info = integ.step(state)
+    return state, info, cv.last_loss
+
+
+class WanD(Optimizer):
+    """Wang–Landau dynamics on ln L as an optimizer (see the module docstring for the equations).
+
+    Parameters
+    ----------
+    params : iterable of parameters or parameter groups.  Groups may differ in
+        ``box`` (c of the reflective box |θ| ≤ c/√m per tensor, m = its first
+        dimension, SCIENCE.md §5; None = unbounded) and nothing else: the time
+        step, friction and temperature belong to the one landscape.
+    lr : time step dt (> 0).
+    friction : λ in [0, 1] (per-step damping; noise λ(2 − λ)·kT).
+    kT : temperature T0 = kT (> 0; 1 in [P1]).
+    schedule : f_WL(t), a :class:`physampler.Schedule` (default InverseTime(F=1, t_WL=1000)).
+    lower, upper, bins, sigma : the ln L grid and the kernel width in bins.
+    wall_at, wall_strength : quadratic wall β·(ξ − ξ0)² above ξ0 = ``wall_at`` pushing
+        towards low loss ([P1] §5); None for no wall.  ``edge_wall_strength``: the
+        grid-edge walls (default 1/bin width²).
+    norm : keep the global L2 norm of all parameters at this value (the fixed-norm
+        shell: rescale after every drift and remove the radial velocity).
+    seed : seed of the thermostat's random stream (default: drawn from torch's
+        global generator, so ``torch.manual_seed`` controls it).
+    """
+
+    def __init__(self, params, lr: float = 1e-3, *, friction: float = 0.01, kT: float = 1.0,
+                 schedule: Schedule | None = None, lower: float = -12.0, upper: float = 2.0, bins: int = 700,
+                 sigma: float = 1.0, wall_at: float | None = None, wall_strength: float = 100.0,
+                 edge_wall_strength: float | None = None, box: float | None = None, norm: float | None = None,
+                 seed: int | None = None):
+        _checks.positive("lr", lr)
+        _checks.in_interval("friction", friction, 0.0, 1.0)
+        _checks.positive("kT", kT)
+        if schedule is None:
+            schedule = InverseTime(F=1.0, t_wl=1000)
+        if not isinstance(schedule, Schedule):
+            raise ValueError(f"schedule: must be a physampler Schedule (got {type(schedule).__name__})")
+        if box is not None:
+            _checks.positive("box", box)
+        if norm is not None:
+            _checks.positive("norm", norm)
+        if wall_at is not None:
+            if not (isinstance(wall_at, (int, float)) and math.isfinite(wall_at)):
+                raise ValueError(f"wall_at: must be a finite number or None (got {wall_at!r})")
+            _checks.positive("wall_strength", wall_strength)
+        if seed is None:
+            seed = int(torch.randint(0, 2**62, (), dtype=torch.int64))
+        self.seed = _checks.non_negative_int("seed", seed)
+        self.schedule = schedule
+        self.grid_spec = dict(lower=lower, upper=upper, bins=bins, sigma=sigma, wall_strength=edge_wall_strength)
+        self.wall_at, self.wall_strength, self.norm = wall_at, wall_strength, norm
+        defaults = dict(lr=lr, friction=friction, kT=kT, box=box)
+        super().__init__(params, defaults)
+        first = self.param_groups[0]
+        device = first["params"][0].device
+        dtype = first["params"][0].dtype
+        for i, g in enumerate(self.param_groups):
+            for key in ("lr", "friction", "kT"):
+                if g[key] != first[key]:
+                    raise ValueError(f"param_groups[{i}].{key}: WanD integrates all groups with one {key}; "
+                                     f"must equal {first[key]!r} (got {g[key]!r})")
+            if g["box"] is not None:
+                _checks.positive(f"param_groups[{i}].box", g["box"])
+            for p in g["params"]:
+                if p.device != device or p.dtype != dtype:
+                    raise ValueError(f"param_groups[{i}]: every parameter must share one device and dtype "
+                                     f"({device}, {dtype}) (got {p.device}, {p.dtype})")
+        self.landscape = wand_landscape(lower, upper, bins, sigma=sigma, wall_strength=edge_wall_strength,
+                                        device=device)
+        self._rng = WalkerRNG(self.seed, 1, device=device)
+        self._state: WLMDState | None = None
+        self.last_info: WLMDInfo | None = None
+
+    # ------------------------------------------------------------------ parts
+    def _params(self) -> list[torch.Tensor]:
+        return [p for g in self.param_groups for p in g["params"]]
+
+    def _biases(self):
+        return [] if self.wall_at is None else [QuadraticWall(0, self.wall_at, self.wall_strength, "upper")]
+
+    def _constraints(self):
+        out = []
+        if any(g["box"] is not None for g in self.param_groups):
+            parts = []
+            for g in self.param_groups:
+                for p in g["params"]:
+                    m = p.shape[0] if p.ndim else 1
+                    b = math.inf if g["box"] is None else g["box"] / math.sqrt(m)
+                    parts.append(torch.full((p.numel(),), b, dtype=torch.float64))
+            out.append(ReflectiveBox(torch.cat(parts)))
+        if self.norm is not None:
+            out.append(FixedNormShell(self.norm))
+        return out
+
+    def add_param_group(self, param_group):
+        if getattr(self, "_state", None) is not None:
+            raise ValueError("param_group: WanD's walker is all parameters at once; add groups before the first step")
+        super().add_param_group(param_group)
+
+    # ------------------------------------------------------------------- step
+    @torch.no_grad()
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:  # type: ignore[override]
+        """One WLMD step; returns the loss at the updated parameters."""
+        if closure is None:
+            raise ValueError("closure: WanD needs the loss to build its landscape; call step(closure) with a "
+                             "closure that re-evaluates the model and returns the loss")
+        g = self.param_groups[0]
+        self._state, self.last_info, loss = wand(
+            self._params(), closure, self._state, landscape=self.landscape, schedule=self.schedule, rng=self._rng,
+            lr=g["lr"], friction=g["friction"], kT=g["kT"], biases=self._biases(), constraints=self._constraints())
+        return loss
+
+    @property
+    def velocities(self) -> torch.Tensor | None:
+        """The flat velocity vector [P] (None before the first step)."""
+        return None if self._state is None else self._state.velocities[0]
+
+    @property
+    def steps(self) -> int:
+        return 0 if self._state is None else self._state.step
+
+    # ------------------------------------------------------------- state dict
+    def state_dict(self) -> dict:
+        """Plain tensors and numbers only (loads with ``torch.load(weights_only=True)``)."""
+        sd = super().state_dict()
+        wand_state = {"seed": self.seed, "schedule": {"kind": type(self.schedule).__name__, **self.schedule.params()},
+                      "landscape": self.landscape.state_dict(), "rng": self._rng.state_dict()}
+        if self._state is not None:
+            s = self._state
+            wand_state.update(step=s.step, velocities=s.velocities.detach().cpu().clone(),
+                              accel=s.accel.detach().cpu().clone(), cv=s.cv.detach().cpu().clone())
+        sd["wand"] = wand_state
+        return sd
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if "wand" not in state_dict:
+            raise ValueError("state_dict: not a WanD state (no 'wand' entry)")
+        sd = dict(state_dict)
+        ws = sd.pop("wand")
+        sched = {"kind": type(self.schedule).__name__, **self.schedule.params()}
+        if dict(ws["schedule"]) != sched:
+            raise ValueError(f"state_dict: schedule differs from this optimizer's (got {dict(ws['schedule'])}, "
+                             f"have {sched})")
+        super().load_state_dict(sd)
+        self.landscape.load_state_dict(ws["landscape"])
+        self.seed = int(ws["seed"])
+        self._rng = WalkerRNG(self.seed, 1, device=self.landscape.device)
+        self._rng.load_state_dict(ws["rng"])
+        if "step" in ws:
+            params = self._params()
+            dev, dt = params[0].device, params[0].dtype
+            q = torch.cat([p.detach().reshape(-1) for p in params])[None]
+            if ws["velocities"].shape != q.shape:
+                raise ValueError(f"state_dict: velocities of shape {list(ws['velocities'].shape)} do not match the "
+                                 f"parameters {list(q.shape)}")
+            self._state = WLMDState(positions=q.clone(), velocities=ws["velocities"].to(dev, dt),
+                                    accel=ws["accel"].to(dev, dt), cv=ws["cv"].to(dev), step=int(ws["step"]),
+                                    rng=self._rng)
+        else:
+            self._state = None

@@ -1,0 +1,177 @@
+"""WanD: the optimizer is the core's WLMD with one walker and the CV ln L (SCIENCE.md §9)."""
+import io
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from physampler import WLMD, Constant, InverseTime, QuadraticWall, ReflectiveBox, WalkerRNG
+from physampler.adapters import WanD
+from physampler.adapters.torch_module import ModuleCVSet, ModuleSystem, cross_entropy
+from physampler.adapters.wand import wand_landscape
+from physampler.models.tasks import ModularTask
+from physampler.models.transformer import OneLayerTransformer
+
+
+def model_and_data(dtype=torch.float64):
+    net = OneLayerTransformer(11, d_model=16, n_heads=2, d_head=8, d_mlp=32,
+                              generator=torch.Generator().manual_seed(0), dtype=dtype)
+    return net, ModularTask("x+y", 11, split_seed=0).split()
+
+
+def closure_for(net, x, y, backward=False):
+    def closure():
+        loss = cross_entropy(net(x)[None], y)[0]
+        if backward:
+            loss.backward()
+        return loss
+    return closure
+
+
+KW = dict(lr=0.01, friction=0.05, kT=1.0, lower=-3.0, upper=3.0, bins=120, sigma=1.0, wall_at=2.0,
+          wall_strength=50.0)
+
+
+def test_wand_step_is_the_core_wlmd_step_bitwise():
+    net, ((xtr, ytr), test) = model_and_data()
+    ref_net = OneLayerTransformer(11, d_model=16, n_heads=2, d_head=8, d_mlp=32, dtype=torch.float64)
+    ref_net.load_state_dict(net.state_dict())
+    sched = InverseTime(F=0.5, t_wl=10)
+    opt = WanD(net.parameters(), schedule=sched, seed=7, box=3.0, **KW)
+    # The core: WLMD on the 1-D ln L_train landscape of the same network, one walker.
+    system = ModuleSystem(ref_net, (xtr, ytr), test, dtype=torch.float64)
+    land = wand_landscape(KW["lower"], KW["upper"], KW["bins"], sigma=1.0)
+    core = WLMD(system, ModuleCVSet(system, ["log_train_loss"]), land, sched, dt=KW["lr"], c_f=KW["friction"],
+                kT=1.0, biases=[QuadraticWall(0, 2.0, 50.0, "upper")],
+                constraints=[ReflectiveBox(system.box_bounds(3.0))], walkers_total=1)
+    state = core.init(system.initial_positions(1), WalkerRNG(7, 1))
+    closure = closure_for(net, xtr, ytr)
+    for t in range(40):
+        opt.step(closure)
+        state, _ = core.step(state)
+        flat = torch.cat([p.detach().reshape(-1) for p in net.parameters()])
+        assert torch.equal(flat, state.positions[0]), t
+        assert torch.equal(opt.velocities, state.velocities[0]), t
+        assert torch.equal(opt.landscape.S, land.S) and torch.equal(opt.landscape.H, land.H), t
+    assert float(land.S.sum()) > 0  # deposits happened
+
+
+def test_closure_that_calls_backward_gives_the_same_dynamics():
+    net, ((xtr, ytr), _) = model_and_data()
+    net2 = OneLayerTransformer(11, d_model=16, n_heads=2, d_head=8, d_mlp=32, dtype=torch.float64)
+    net2.load_state_dict(net.state_dict())
+    a = WanD(net.parameters(), seed=3, **KW)
+    b = WanD(net2.parameters(), seed=3, **KW)
+    for _ in range(20):
+        a.step(closure_for(net, xtr, ytr))
+        b.step(closure_for(net2, xtr, ytr, backward=True))
+    pa = torch.cat([p.detach().reshape(-1) for p in net.parameters()])
+    pb = torch.cat([p.detach().reshape(-1) for p in net2.parameters()])
+    # (∂L/∂θ)/L instead of the backward of c·ln L: the same numbers up to round-off
+    assert torch.allclose(pa, pb, rtol=0, atol=1e-12)
+
+
+def test_frozen_exponential_landscape_is_langevin_dynamics_on_the_loss():
+    """S(x) = eˣ on the ln L grid makes the force −kT·L·∂ln L/∂θ = −∂L/∂θ (kT = 1): WanD is
+    then Langevin dynamics on L(θ) = ½k|θ|² + 1 and samples θ_i ~ N(0, kT/k).
+
+    200 components × 20 000 steps, dt = 0.05, λ = 0.01 (γ = λ/dt = 0.2, position
+    correlation time ≈ 2/γ = 200 steps).  The variance comes from 19 block means of
+    1 000 steps each and must be within 3 standard errors (≈ 1 %) of kT/k.  Known
+    biases far below that: the S grid's (central differences of eˣ on bins of 0.01:
+    2e-5) and the step's own, which for kick–thermostat–drift on a harmonic well is
+    ≈ λ/(2 − λ) = 0.5 % of the variance at this λ (exact stationary covariance of the
+    linear map; it is 2.6 % at λ = 0.05, which is why λ is small here).
+    """
+    k, n = 2.0, 200
+    theta = torch.nn.Parameter(torch.zeros(n, dtype=torch.float64))
+    opt = WanD([theta], lr=0.05, friction=0.01, kT=1.0, schedule=Constant(0.0), lower=0.0, upper=6.0, bins=600,
+               seed=11)
+    x = opt.landscape.grid.axes[0].centres()
+    opt.landscape.S.copy_(torch.exp(x))
+
+    def closure():
+        return 0.5 * k * (theta**2).sum() + 1.0
+
+    samples = []
+    for t in range(20000):
+        opt.step(closure)
+        if t >= 1000:
+            samples.append(theta.detach().clone())
+    q = torch.stack(samples).numpy()
+    block_var = np.array([np.mean(b**2) for b in np.array_split(q, 19)])
+    var, se = block_var.mean(), block_var.std(ddof=1) / math.sqrt(len(block_var))
+    assert abs(var - 1.0 / k) <= 3 * se, (var, se)
+    assert se < 0.01  # the check has teeth: a 6 % error in the force or the noise would fail it
+
+
+def test_state_dict_round_trip_continues_bitwise(tmp_path):
+    net, ((xtr, ytr), _) = model_and_data()
+    opt = WanD(net.parameters(), seed=5, box=3.0, **KW)
+    for _ in range(15):
+        opt.step(closure_for(net, xtr, ytr))
+    buf = io.BytesIO()
+    torch.save({"model": net.state_dict(), "opt": opt.state_dict()}, buf)
+    for _ in range(15):
+        opt.step(closure_for(net, xtr, ytr))
+    buf.seek(0)
+    saved = torch.load(buf, weights_only=True)
+    net2 = OneLayerTransformer(11, d_model=16, n_heads=2, d_head=8, d_mlp=32, dtype=torch.float64)
+    net2.load_state_dict(saved["model"])
+    opt2 = WanD(net2.parameters(), seed=999, box=3.0, **KW)  # seed and state come from the state dict
+    opt2.load_state_dict(saved["opt"])
+    for _ in range(15):
+        opt2.step(closure_for(net2, xtr, ytr))
+    for p, p2 in zip(net.parameters(), net2.parameters()):
+        assert torch.equal(p, p2)
+    assert torch.equal(opt.velocities, opt2.velocities)
+    assert torch.equal(opt.landscape.S, opt2.landscape.S) and opt.steps == opt2.steps == 30
+
+
+def test_constraints_box_per_group_and_fixed_norm():
+    net, ((xtr, ytr), _) = model_and_data()
+    params = dict(net.named_parameters())
+    boxed = [params["W_in"], params["W_out"]]
+    free = [p for n, p in params.items() if n not in ("W_in", "W_out")]
+    opt = WanD([{"params": boxed, "box": 0.2}, {"params": free}], seed=1, **KW)
+    for _ in range(300):
+        opt.step(closure_for(net, xtr, ytr))
+        assert all(bool((p.abs() <= 0.2 / math.sqrt(p.shape[0])).all()) for p in boxed)
+    assert max(float(p.abs().max() * math.sqrt(p.shape[0])) for p in free) > 0.2  # the other group is not boxed
+
+    net, ((xtr, ytr), _) = model_and_data()
+    opt = WanD(net.parameters(), seed=1, norm=30.0, **KW)
+    for _ in range(300):
+        opt.step(closure_for(net, xtr, ytr))
+        norm = float(torch.cat([p.detach().reshape(-1) for p in net.parameters()]).norm())
+        assert abs(norm - 30.0) <= 1e-6
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(lr=0.0), "lr: must be"),
+    (dict(lr=float("nan")), "lr: must be"),
+    (dict(friction=1.5), r"friction: must lie in \[0.0, 1.0\]"),
+    (dict(kT=-1.0), "kT: must be"),
+    (dict(schedule="1/t"), "schedule: must be a physampler Schedule"),
+    (dict(box=0.0), "box: must be"),
+    (dict(norm=-3.0), "norm: must be"),
+    (dict(wall_at=float("inf")), "wall_at: must be a finite number"),
+    (dict(seed=-1), "seed: must be"),
+])
+def test_eager_argument_checks(kwargs, message):
+    net, _ = model_and_data()
+    with pytest.raises(ValueError, match=message):
+        WanD(net.parameters(), **kwargs)
+
+
+def test_step_needs_a_closure_and_groups_share_the_time_step():
+    net, ((xtr, ytr), _) = model_and_data()
+    opt = WanD(net.parameters(), seed=0)
+    with pytest.raises(ValueError, match="closure: WanD needs the loss"):
+        opt.step()
+    p = list(net.parameters())
+    with pytest.raises(ValueError, match=r"param_groups\[1\]\.lr: WanD integrates all groups with one lr"):
+        WanD([{"params": p[:3]}, {"params": p[3:], "lr": 0.5}], lr=0.01)
+    with pytest.raises(ValueError, match="closure: WanD samples ln L, so the loss must be > 0"):
+        WanD(net.parameters(), seed=0).step(lambda: torch.tensor(-1.0, dtype=torch.float64, requires_grad=True))
