@@ -43,6 +43,7 @@ from .. import _checks
 from ..biases import QuadraticWall
 from ..constraints import FixedNormShell, ReflectiveBox
 from ..cvs import CV, CVSet
+from ..faults import NumericalFault
 from ..grid import Axis
 from ..integrators.wlmd import WLMD, WLMDInfo, WLMDState
 from ..landscape import Landscape
@@ -84,6 +85,7 @@ class _LogLoss(CV):
         self.closure = closure
         self.system = _Parameters(params, self)
         self.last_loss: torch.Tensor | None = None
+        self.step = 0  # the step being evaluated (for fault reports)
 
     def _evaluate(self, q):
         self.system.load(q)
@@ -94,8 +96,15 @@ class _LogLoss(CV):
             if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
                 raise ValueError(f"closure: must return the loss as a one-element tensor (got {type(loss).__name__})")
             loss = loss.reshape(())
-        if not bool(loss.detach() > 0):
-            raise ValueError(f"closure: WanD samples ln L, so the loss must be > 0 (got {float(loss):.6g})")
+        value = float(loss.detach())
+        if value == 0.0 or not math.isfinite(value):
+            # ln L = −inf or NaN: the loss underflowed (float32 cross-entropy of a perfectly
+            # fitted batch) or the parameters blew up; a numerical fault, not a usage error.
+            raise NumericalFault(f"step {self.step}, walker 0: loss {value!r}, so ln L is not finite; use float64 "
+                                 "or keep the walker away from it (a higher lower edge of the ln L grid)",
+                                 step=self.step, walker=0)
+        if value < 0:
+            raise ValueError(f"closure: WanD samples ln L, so the loss must be > 0 (got {value:.6g})")
         self.last_loss = loss.detach()
         return loss
 
@@ -178,6 +187,7 @@ def wand(params: list[torch.Tensor], closure: Callable[[], torch.Tensor], state:
         # Positions come from the parameters (equal to the last step's unless the
         # caller replaced them, e.g. after loading a checkpoint into the model).
         state = replace(state, positions=cv.system.flat(), rng=rng)
+    cv.step = state.step + 1
     state, info = integ.step(state)
     return state, info, cv.last_loss
 

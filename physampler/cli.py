@@ -1,4 +1,4 @@
-"""Command-line interface: ``physampler run | plot | info | analyze | validate``.
+"""Command-line interface: ``physampler run | train | plot | info | analyze | validate``.
 
 Bad arguments print one line ``physampler: error: ...`` and exit with status 2,
 without a traceback.
@@ -78,10 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true", help="replace the outputs of an existing directory")
     r.add_argument("--quiet", action="store_true", help="no progress output")
     r.add_argument("--print-default-config", action="store_true", help="print the built-in default config and exit")
-    pl = sub.add_parser("plot", help="plot a landscape.nc: S(xi), C_V(T) for an energy CV, 2-D heat map")
-    pl.add_argument("landscape", help="landscape.nc")
-    pl.add_argument("-o", "--output", help="PNG to write (default: next to the landscape, .png)")
-    pl.add_argument("--trajectory", help="trajectory.nc to overlay on a 2-D landscape")
+    t = sub.add_parser("train", help="full-batch training (adamw | sgd | wand) of a modular-arithmetic model")
+    t.add_argument("config", help="train config (TOML: [system] [optimizer] [train] [output])")
+    t.add_argument("--out", help="output directory (overrides output.directory)")
+    t.add_argument("--steps", type=_positive_int, help="optimizer steps (overrides train.steps)")
+    t.add_argument("--device", help="cpu | cuda | cuda:N (overrides train.device)")
+    t.add_argument("--overwrite", action="store_true", help="replace the outputs of an existing directory")
+    t.add_argument("--quiet", action="store_true", help="no progress output")
+    pl = sub.add_parser("plot", help="plot a landscape.nc (S(xi), C_V(T), 2-D heat map) or training histories")
+    pl.add_argument("landscape", nargs="+", metavar="FILE",
+                    help="landscape.nc, or one or more history.nc of physampler train (drawn together)")
+    pl.add_argument("-o", "--output", help="PNG to write (default: next to the first file, .png)")
+    pl.add_argument("--trajectory", help="trajectory.nc or a training history.nc to overlay on a 2-D landscape")
     inf = sub.add_parser("info", help="grid, steps, walkers, final f_WL, flatness and provenance of a landscape.nc")
     inf.add_argument("landscape", help="landscape.nc")
     an = sub.add_parser("analyze", help="canonical table <U>, C_V(T) of a 1-D energy landscape, as CSV")
@@ -287,6 +295,31 @@ def _run(args) -> int:
         os._exit(1)
 
 
+def _train(args) -> int:
+    from pathlib import Path
+
+    from . import config as C
+    from .faults import NumericalFault
+    from .job import JobError
+
+    try:
+        cfg, text = C.load(args.config, kind="train")
+        if args.steps is not None:
+            cfg["train"]["steps"] = args.steps
+        if args.device is not None:
+            cfg["train"]["device"] = args.device
+        C._train_checks(cfg)
+        from .adapters.training import run_training
+
+        return run_training(cfg, text, Path(args.out or cfg["output"]["directory"]), overwrite=args.overwrite,
+                            progress=not args.quiet, log=lambda m: print(m, file=sys.stderr, flush=True))
+    except (C.ConfigError, JobError) as e:
+        return _config_error(str(e))
+    except NumericalFault as e:
+        print(f"physampler: numerical fault: {e}", file=sys.stderr)
+        return 1
+
+
 def _open_landscape(path: str):
     from pathlib import Path
 
@@ -304,12 +337,21 @@ def _open_landscape(path: str):
 def _plot(args) -> int:
     from pathlib import Path
 
-    from .plotting import plot_landscape
+    from .plotting import is_training_history, plot_landscape, plot_training
 
     try:
-        _open_landscape(args.landscape)
-        out = Path(args.output) if args.output else Path(args.landscape).with_suffix(".png")
-        plot_landscape(args.landscape, out, trajectory=args.trajectory)
+        first = args.landscape[0]
+        out = Path(args.output) if args.output else Path(first).with_suffix(".png")
+        if is_training_history(first):
+            for f in args.landscape:
+                if not is_training_history(f):
+                    raise ValueError(f"FILE: every file must be a history.nc of physampler train (got {f!r})")
+            plot_training(args.landscape, out)
+        else:
+            if len(args.landscape) > 1:
+                raise ValueError(f"FILE: one landscape.nc at a time (got {len(args.landscape)} files)")
+            _open_landscape(first)
+            plot_landscape(first, out, trajectory=args.trajectory)
     except ValueError as e:
         print(f"physampler: error: {e}", file=sys.stderr)
         return 2
@@ -371,6 +413,8 @@ def main(argv=None) -> int:
         return _run(args)
     if args.command == "plot":
         return _plot(args)
+    if args.command == "train":
+        return _train(args)
     if args.command == "info":
         return _info(args)
     if args.command == "analyze":

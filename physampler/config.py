@@ -6,8 +6,10 @@ the same table (:func:`markdown`), so documentation and checks cannot drift.
 Any problem raises :class:`ConfigError` whose message reads
 ``<section.key>: <what is wrong> (got <value>)``.
 
-Sections: ``[system]`` ``[cvs]`` ``[landscape]`` ``[bias]`` ``[integrator]``
-``[schedule]`` ``[run]`` ``[output]``.
+Sections of a sampling (``run``) config: ``[system]`` ``[cvs]`` ``[landscape]``
+``[bias]`` ``[integrator]`` ``[schedule]`` ``[run]`` ``[output]``; of a training
+(``train``) config (:data:`TRAIN_SCHEMA`): ``[system]`` ``[optimizer]`` ``[train]``
+``[output]``.
 """
 from __future__ import annotations
 
@@ -152,6 +154,56 @@ SCHEMA: dict[str, dict[str, Key]] = {
 
 WALL_KEYS = {"cv": str, "side": str, "at": float, "strength": float, "shape": str}
 
+OPTIMIZERS = ("adamw", "wand", "sgd")
+_NN_SYSTEM_KEYS = ("model", "task", "p", "train_fraction", "split_seed", "d_model", "heads", "d_head", "d_mlp",
+                   "hidden", "sharpness")
+
+#: ``physampler train``: full-batch training of the [system] kind = "nn" models (SCIENCE.md §8–9).
+TRAIN_SCHEMA: dict[str, dict[str, Key]] = {
+    "system": {
+        "kind": Key("str", "nn", "the trained system", choices=("nn",)),
+        **{k: SCHEMA["system"][k] for k in _NN_SYSTEM_KEYS},
+        "constraint": Key("str", "none", "none, or a fixed global weight norm R (rescaled after every step; WanD: "
+                          "the fixed-norm shell), or WanD's reflective box |θ| ≤ c/√m", choices=("none", "norm", "box")),
+        "norm_radius": SCHEMA["system"]["norm_radius"],
+        "box_c": SCHEMA["system"]["box_c"],
+    },
+    "optimizer": {
+        "name": Key("str", REQUIRED, "adamw (torch.optim.AdamW), sgd (torch.optim.SGD) or wand (physampler WanD)",
+                    choices=OPTIMIZERS),
+        "lr": Key("float", REQUIRED, "learning rate; WanD: the time step dt", "> 0", _pos),
+        "weight_decay": Key("float", 0.0, "adamw/sgd: decoupled (adamw) or L2 (sgd) weight decay", ">= 0", _nonneg),
+        "betas": Key("list[float]", [0.9, 0.999], "adamw: (β1, β2) (torch default; [N] used 0.9, 0.98)", "two values in [0, 1)",
+                     lambda x: 0 <= x < 1),
+        "eps": Key("float", 1e-8, "adamw: ε", "> 0", _pos),
+        "momentum": Key("float", 0.0, "sgd: momentum", "[0, 1]", _unit),
+        "friction": Key("float", 0.1, "wand: λ, velocity damping per step", "[0, 1)", lambda x: 0 <= x < 1),
+        "kT": Key("float", 1.0, "wand: temperature T0 = kT ([P1]: 1)", "> 0", _pos),
+        "F": Key("float", 300.0, "wand: f_WL peak of the inverse-time schedule F·min(t/t_WL, t_WL/t)", "> 0", _pos),
+        "t_wl": Key("float", 500.0, "wand: t_WL of the schedule (steps)", "> 0", _pos),
+        "sigma": Key("float", 10.0, "wand: deposit kernel width in bins ([P2]: 10–25)", "> 0", _pos),
+        "lower": Key("float", -12.0, "wand: lower edge of the ln L grid", "< upper"),
+        "upper": Key("float", 2.0, "wand: upper edge of the ln L grid", "> lower"),
+        "bins": Key("int", 700, "wand: bins of the ln L grid", ">= 3", lambda x: x >= 3),
+        "wall_at": Key("float", None, "wand: ξ0 of the quadratic wall β(ξ − ξ0)² above ξ0 that pushes towards low "
+                       "loss ([P1] §5); default: no wall"),
+        "wall_strength": Key("float", 1e4, "wand: β of that wall ([P2]: 3e3–1e5)", "> 0", _pos),
+    },
+    "train": {
+        "steps": Key("int", REQUIRED, "full-batch optimizer steps", "> 0", _pos),
+        "seed": Key("int", 0, "seed of the initial parameters (and of WanD's noise)", ">= 0", _nonneg),
+        "device": Key("str", "cpu", "torch device: cpu, cuda, cuda:N"),
+        "dtype": Key("str", "float32", "parameters and data", choices=DTYPES),
+        "record_interval": Key("int", 1, "steps between history records (1: every step)", "> 0", _pos),
+        "stop_after_generalization": Key("int", None, "stop this many steps after test accuracy first reaches 0.95 "
+                                         "(default: run all steps)", ">= 0", _nonneg),
+    },
+    "output": {
+        "directory": Key("str", "physampler-train", "output directory (never overwritten without --overwrite)"),
+        "plot": Key("bool", True, "write history.png ([P1] Fig. 3 panels) at the end"),
+    },
+}
+
 
 def _fmt(v) -> str:
     if isinstance(v, str):
@@ -228,20 +280,23 @@ def _wall(where: str, v) -> dict:
     return out
 
 
-def parse(text: str) -> dict:
-    """Parse and check TOML ``text``; returns {section: {key: value}} with every default filled."""
+def parse(text: str, *, kind: str = "run") -> dict:
+    """Parse and check TOML ``text`` as a ``run`` (sampling) or ``train`` config; returns
+    {section: {key: value}} with every default filled."""
+    schema, cross, needs = ((SCHEMA, _cross_checks, "[system], [landscape], [integrator] and [run]") if kind == "run"
+                            else (TRAIN_SCHEMA, _train_checks, "[system], [optimizer] and [train]"))
     if not text.strip():
-        raise ConfigError("config: the file is empty; it needs at least [system], [landscape], [integrator] and [run] "
+        raise ConfigError(f"config: the file is empty; it needs at least {needs} "
                           f"(got {len(text)} bytes of whitespace)")
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config: not valid TOML: {e} (got {text.splitlines()[0][:40]!r}...)") from None
-    unknown = sorted(set(raw) - set(SCHEMA))
+    unknown = sorted(set(raw) - set(schema))
     if unknown:
-        raise _err(unknown[0], "unknown section; allowed: " + ", ".join(SCHEMA), raw[unknown[0]])
+        raise _err(unknown[0], "unknown section; allowed: " + ", ".join(schema), raw[unknown[0]])
     cfg: dict[str, dict] = {}
-    for sec, keys in SCHEMA.items():
+    for sec, keys in schema.items():
         given = raw.get(sec, {})
         if not isinstance(given, dict):
             raise _err(sec, "must be a table [" + sec + "]", given)
@@ -258,7 +313,7 @@ def parse(text: str) -> dict:
             else:
                 out[name] = key.default
         cfg[sec] = out
-    _cross_checks(cfg)
+    cross(cfg)
     return cfg
 
 
@@ -319,6 +374,22 @@ def _cross_checks(cfg: dict) -> None:
             raise _err("integrator.engine", f"'compiled' needs {why}", eng)
 
 
+def _train_checks(cfg: dict) -> None:
+    o = cfg["optimizer"]
+    if len(o["betas"]) != 2:
+        raise _err("optimizer.betas", "must give two values (β1, β2)", o["betas"])
+    if not o["lower"] < o["upper"]:
+        raise _err("optimizer.lower", f"must be < optimizer.upper = {o['upper']}", o["lower"])
+    if o["wall_at"] is not None and not math.isfinite(o["wall_at"]):
+        raise _err("optimizer.wall_at", "must be a finite number", o["wall_at"])
+    if cfg["system"]["constraint"] == "box" and o["name"] != "wand":
+        raise _err("system.constraint", "'box' is WanD's reflective box; adamw and sgd take 'none' or 'norm'",
+                   cfg["system"]["constraint"])
+    dev = cfg["train"]["device"]
+    if not (dev == "cpu" or dev == "cuda" or (dev.startswith("cuda:") and dev[5:].isdigit())):
+        raise _err("train.device", "must be cpu, cuda or cuda:N", dev)
+
+
 def compiled_obstacle(cfg: dict) -> str | None:
     """None when the compiled WLMD applies to ``cfg``, else what it would need."""
     if cfg["system"]["kind"] != "lj_cluster":
@@ -330,8 +401,8 @@ def compiled_obstacle(cfg: dict) -> str | None:
     return None
 
 
-def load(path: str | Path) -> tuple[dict, str]:
-    """Read and check a config file; returns (config, text)."""
+def load(path: str | Path, *, kind: str = "run") -> tuple[dict, str]:
+    """Read and check a config file (``run`` or ``train``); returns (config, text)."""
     p = Path(path)
     if p.is_dir():
         raise ConfigError(f"config: is a directory, not a TOML file (got {str(p)!r})")
@@ -345,7 +416,7 @@ def load(path: str | Path) -> tuple[dict, str]:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ConfigError(f"config: not UTF-8 text, so not TOML (got {len(data)} bytes)") from None
-    return parse(text), text
+    return parse(text, kind=kind), text
 
 
 def diff(a: dict, b: dict, *, ignore=(("run", "steps"), ("output", "directory"), ("run", "device"),
@@ -361,10 +432,10 @@ def diff(a: dict, b: dict, *, ignore=(("run", "steps"), ("output", "directory"),
     return out
 
 
-def markdown() -> str:
-    """The key reference of docs/config.md, generated from :data:`SCHEMA`."""
+def markdown(schema: dict | None = None) -> str:
+    """The key reference of docs/config.md, generated from :data:`SCHEMA` (or :data:`TRAIN_SCHEMA`)."""
     lines = []
-    for sec, keys in SCHEMA.items():
+    for sec, keys in (schema or SCHEMA).items():
         lines += [f"### `[{sec}]`", "", "| key | type | default | allowed | meaning |", "| --- | --- | --- | --- | --- |"]
         for name, k in keys.items():
             default = "required" if k.default is REQUIRED else ("—" if k.default is None else f"`{_fmt(k.default)}`")

@@ -171,15 +171,17 @@ def read_landscape(path: str | Path, *, device=None) -> tuple[Landscape, dict]:
 
 
 def write_trajectory(path: str | Path, steps: np.ndarray, values: np.ndarray, names, units, walkers,
-                     *, attrs: dict | None = None) -> None:
-    """CV values [n, W, K] at ``steps`` [n] of walkers ``walkers`` (global indices)."""
+                     *, attrs: dict | None = None, long_names=None, step_name: str = "WLMD step") -> None:
+    """CV values [n, W, K] at ``steps`` [n] of walkers ``walkers`` (global indices); also the
+    per-step history of ``physampler train`` (one walker: the trained network)."""
     import xarray as xr
 
     data = {}
     for k, name in enumerate(names):
+        long = long_names[k] if long_names is not None else f"{name} of each walker"
         data[name] = (("time", "walker"), values[:, :, k] if values.size else np.zeros((0, len(walkers))),
-                      {"units": units[k], "long_name": f"{name} of each walker"})
-    ds = xr.Dataset(data, coords={"step": ("time", np.asarray(steps, dtype=np.int64), {"long_name": "WLMD step"}),
+                      {"units": units[k], "long_name": long})
+    ds = xr.Dataset(data, coords={"step": ("time", np.asarray(steps, dtype=np.int64), {"long_name": step_name}),
                                   "walker": ("walker", np.asarray(walkers, dtype=np.int64),
                                              {"long_name": "global walker index"})},
                     attrs=_clean_attrs({"Conventions": "CF-1.10", "title": "physampler CV trajectories",

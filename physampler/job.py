@@ -226,12 +226,14 @@ class _Stop:
         self.signal = signum
 
 
-def prepare_directory(out: Path, *, resume: bool, overwrite: bool) -> bool:
-    """Check/create the output directory; returns True when a checkpoint is there to resume."""
+def prepare_directory(out: Path, *, resume: bool, overwrite: bool, outputs=OUTPUTS) -> bool:
+    """Check/create the output directory; returns True when a checkpoint is there to resume.
+
+    ``--overwrite`` removes only ``outputs`` (physampler's own files)."""
     if out.exists() and not out.is_dir():
         raise JobError(f"output.directory: exists and is not a directory (got {str(out)!r})")
     has_ckpt = (out / "checkpoint.pt").exists()
-    ours = [p for p in OUTPUTS if (out / p).exists()]
+    ours = [p for p in outputs if (out / p).exists()]
     if out.exists() and any(out.iterdir()) and not resume:
         if not overwrite:
             raise JobError(f"output.directory: exists and is not empty; pass --overwrite to replace it or --resume to "
@@ -244,7 +246,7 @@ def prepare_directory(out: Path, *, resume: bool, overwrite: bool) -> bool:
     except OSError as e:
         raise JobError(f"output.directory: cannot be written: {e.strerror} (got {str(out)!r})") from None
     for p in out.iterdir():  # temporary files of writes cut short by SIGKILL
-        if p.name.startswith(tuple(f".{o}." for o in OUTPUTS)) and p.name.endswith(".tmp"):
+        if p.name.startswith(tuple(f".{o}." for o in outputs)) and p.name.endswith(".tmp"):
             p.unlink()
     if overwrite and not resume:
         for p in ours:
@@ -300,22 +302,24 @@ class Progress:
             self.bar = tqdm(total=total, initial=start, unit="step", file=self.stream, dynamic_ncols=True,
                             smoothing=0.1)
 
-    def update(self, step: int, f_wl: float, cv: torch.Tensor) -> None:
+    def update(self, step: int, f_wl: float | None = None, cv: torch.Tensor | None = None, *, text: str = "") -> None:
+        """Advance to ``step``; the status shows f_WL and the CV range, or ``text``."""
         if not self.enabled:
             return
-        lo = cv.min(dim=0).values.tolist()
-        hi = cv.max(dim=0).values.tolist()
-        rng = ", ".join(f"{a:.4g}..{b:.4g}" for a, b in zip(lo, hi))
+        if cv is not None:
+            lo = cv.min(dim=0).values.tolist()
+            hi = cv.max(dim=0).values.tolist()
+            text = f"f_WL {f_wl:.3g}, CV range " + ", ".join(f"{a:.4g}..{b:.4g}" for a, b in zip(lo, hi))
         if self.bar is not None:
             self.bar.update(step - self.last_step)
-            self.bar.set_postfix_str(f"f_WL={f_wl:.3g} CV {rng}", refresh=False)
+            self.bar.set_postfix_str(text, refresh=False)
         else:
             now = time.perf_counter()
             if step >= self.total or now - self.last_log >= 30 or (step - self.last_step) * 20 >= self.total:
                 rate = (step - self.start) / max(now - self.t0, 1e-9)
                 eta = (self.total - step) / rate if rate > 0 else float("inf")
                 print(f"step {step}/{self.total} ({100 * step / self.total:.0f} %), {rate:.0f} steps/s, "
-                      f"ETA {eta:.0f} s, f_WL {f_wl:.3g}, CV range {rng}", file=self.stream, flush=True)
+                      f"ETA {eta:.0f} s, {text}", file=self.stream, flush=True)
                 self.last_log = now
             else:
                 return

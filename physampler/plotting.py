@@ -79,13 +79,73 @@ def plot_landscape(path: str | Path, out_png: str | Path, *, trajectory: str | P
         if trajectory is not None and Path(trajectory).exists():
             with xr.open_dataset(trajectory, engine="netcdf4") as tr:
                 if dims[0] in tr and dims[1] in tr and tr.sizes.get("time", 0):
+                    # a sampler trajectory (walker 0) or a training history (e.g. AdamW, [P1] Fig. 1)
+                    who = tr.attrs.get("label", "walker 0")
                     ax.plot(tr[dims[0]].values[:, 0], tr[dims[1]].values[:, 0], "k.-", ms=2, lw=0.5, alpha=0.7,
-                            label="walker 0")
+                            label=who)
         ax.set_xlabel(label[dims[0]])
         ax.set_ylabel(label[dims[1]])
         ax.legend(loc="best", fontsize=8)
     else:
         raise ValueError(f"landscape: plots need 1 or 2 CVs (got {len(dims)}: {dims})")
+    fig.tight_layout()
+    out_png = Path(out_png)
+    atomic_write(out_png, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return out_png
+
+
+def is_training_history(path: str | Path) -> bool:
+    import xarray as xr
+
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            return ds.attrs.get("title") == "physampler training history"
+    except Exception:  # not NetCDF: the caller reports it
+        return False
+
+
+def plot_training(paths, out_png: str | Path) -> Path:
+    """[P1] Fig. 3 panels for one or more training histories (``physampler train``):
+    train/test accuracy vs step, weight norm vs step, test accuracy vs weight norm.
+    Several files (e.g. WanD and AdamW, or widths 32/64/128 at norm 30 as in Fig. 5/6)
+    share the axes; t_fit and t_gen are marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import xarray as xr
+
+    from .io import atomic_write
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for i, path in enumerate(paths):
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            ds.load()
+        label = ds.attrs.get("label", Path(path).parent.name or Path(path).stem)
+        color = f"C{i}"
+        step = ds["step"].values
+        tr, te, norm = (ds[v].values[:, 0] for v in ("train_accuracy", "test_accuracy", "weight_norm"))
+        axes[0].plot(step, tr, "--", color=color, lw=1, label=f"{label} train")
+        axes[0].plot(step, te, "-", color=color, lw=1.4, label=f"{label} test")
+        for t, mark in ((int(ds.attrs.get("t_fit", -1)), "|"), (int(ds.attrs.get("t_gen", -1)), "v")):
+            if t >= 0:
+                axes[0].plot([t], [1.02], mark, color=color, ms=8)
+        axes[1].plot(step, norm, color=color, lw=1.4, label=label)
+        axes[2].plot(norm, te, color=color, lw=1.2, label=label)
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("step")
+    axes[0].set_ylabel("accuracy")
+    axes[0].set_title("accuracy (| t_fit, v t_gen)")
+    axes[1].set_xscale("log")
+    axes[1].set_xlabel("step")
+    axes[1].set_ylabel("|θ| (global L2 norm)")
+    axes[1].set_title("weight norm")
+    axes[2].set_xlabel("|θ|")
+    axes[2].set_ylabel("test accuracy")
+    axes[2].set_title("test accuracy vs norm")
+    for ax in axes:
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     out_png = Path(out_png)
     atomic_write(out_png, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))

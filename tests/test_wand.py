@@ -138,7 +138,7 @@ def test_constraints_box_per_group_and_fixed_norm():
     for _ in range(300):
         opt.step(closure_for(net, xtr, ytr))
         assert all(bool((p.abs() <= 0.2 / math.sqrt(p.shape[0])).all()) for p in boxed)
-    assert max(float(p.abs().max() * math.sqrt(p.shape[0])) for p in free) > 0.2  # the other group is not boxed
+    assert max(float(p.detach().abs().max() * math.sqrt(p.shape[0])) for p in free) > 0.2  # the other group is unboxed
 
     net, ((xtr, ytr), _) = model_and_data()
     opt = WanD(net.parameters(), seed=1, norm=30.0, **KW)
@@ -175,3 +175,19 @@ def test_step_needs_a_closure_and_groups_share_the_time_step():
         WanD([{"params": p[:3]}, {"params": p[3:], "lr": 0.5}], lr=0.01)
     with pytest.raises(ValueError, match="closure: WanD samples ln L, so the loss must be > 0"):
         WanD(net.parameters(), seed=0).step(lambda: torch.tensor(-1.0, dtype=torch.float64, requires_grad=True))
+
+
+def test_a_loss_that_underflows_to_zero_is_a_numerical_fault():
+    from physampler import NumericalFault
+
+    theta = torch.nn.Parameter(torch.ones(3, dtype=torch.float64))
+    opt = WanD([theta], seed=0)
+    calls = []
+
+    def closure():
+        calls.append(1)
+        return (theta**2).sum() * (0.0 if len(calls) > 2 else 1.0)
+
+    opt.step(closure)
+    with pytest.raises(NumericalFault, match=r"step 2, walker 0: loss 0\.0, so ln L is not finite"):
+        opt.step(closure)

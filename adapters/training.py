@@ -1,0 +1,239 @@
+"""Full-batch training of the modular-arithmetic models ([P1] §4–5; SCIENCE.md §8–9).
+
+``physampler train CONFIG`` runs one of
+
+* ``adamw`` — ``torch.optim.AdamW`` (the grokking baselines of [P1] Table 1),
+* ``sgd``   — ``torch.optim.SGD``,
+* ``wand``  — :class:`physampler.adapters.WanD`, Wang–Landau dynamics on ln L_train,
+
+on the full training set every step, optionally at a fixed global weight norm R
+(AdamW/SGD: all parameters rescaled to |θ| = R after every step, and once before
+the first; WanD: the core's fixed-norm shell).  After every ``record_interval``
+steps it records, at the current parameters: train and test cross-entropy and
+accuracy, the smoothed test accuracy Ã (the landscape's y axis, sharpness k),
+ln L_train and the global weight norm.
+
+Grokking times ([P1]; the issue's definitions): t_fit = first recorded step with
+train accuracy ≥ 0.99, t_gen = first with test accuracy ≥ 0.95, delay = t_gen − t_fit.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..faults import NumericalFault
+from ..models.tasks import ModularTask
+from ..schedules import InverseTime
+from .modular import network_from_config
+from .torch_module import cross_entropy, smoothed_accuracy
+from .wand import WanD
+
+FIT_ACCURACY = 0.99
+GEN_ACCURACY = 0.95
+
+#: history variables: (name, units, long_name)
+HISTORY_VARIABLES = (
+    ("train_loss", "1", "mean training cross-entropy L_train"),
+    ("test_loss", "1", "mean test cross-entropy"),
+    ("train_accuracy", "1", "training accuracy"),
+    ("test_accuracy", "1", "test accuracy"),
+    ("log_train_loss", "1", "ln of the mean training cross-entropy"),
+    ("smoothed_accuracy", "1", "smoothed test accuracy (sigmoid surrogate)"),
+    ("weight_norm", "1", "global L2 norm of the parameters"),
+)
+
+
+def grokking_times(steps, train_accuracy, test_accuracy) -> tuple[int | None, int | None]:
+    """(t_fit, t_gen): first step with train accuracy ≥ 0.99 and with test accuracy ≥ 0.95 (None if never)."""
+    steps = np.asarray(steps)
+    fit = np.nonzero(np.asarray(train_accuracy) >= FIT_ACCURACY)[0]
+    gen = np.nonzero(np.asarray(test_accuracy) >= GEN_ACCURACY)[0]
+    return (int(steps[fit[0]]) if fit.size else None), (int(steps[gen[0]]) if gen.size else None)
+
+
+@dataclass
+class History:
+    steps: list = field(default_factory=list)
+    values: list = field(default_factory=list)  # one row per record, in HISTORY_VARIABLES order
+
+    def column(self, name: str) -> np.ndarray:
+        k = [v[0] for v in HISTORY_VARIABLES].index(name)
+        return np.array([row[k] for row in self.values], dtype=np.float64)
+
+    @property
+    def times(self) -> tuple[int | None, int | None]:
+        return grokking_times(self.steps, self.column("train_accuracy"), self.column("test_accuracy"))
+
+    @property
+    def delay(self) -> int | None:
+        t_fit, t_gen = self.times
+        return None if t_fit is None or t_gen is None else t_gen - t_fit
+
+
+def global_norm(params) -> torch.Tensor:
+    return torch.linalg.vector_norm(torch.cat([p.detach().reshape(-1) for p in params]))
+
+
+@torch.no_grad()
+def rescale_to_norm(params, radius: float) -> None:
+    """θ ← R·θ/|θ| over all parameters together (the fixed-norm training of [P1] §4.2)."""
+    params = list(params)
+    scale = radius / global_norm(params)
+    for p in params:
+        p.mul_(scale.to(p.dtype))
+
+
+def make_optimizer(cfg: dict, params):
+    o, s = cfg["optimizer"], cfg["system"]
+    if o["name"] == "adamw":
+        return torch.optim.AdamW(params, lr=o["lr"], betas=tuple(o["betas"]), eps=o["eps"],
+                                 weight_decay=o["weight_decay"])
+    if o["name"] == "sgd":
+        return torch.optim.SGD(params, lr=o["lr"], momentum=o["momentum"], weight_decay=o["weight_decay"])
+    return WanD(params, lr=o["lr"], friction=o["friction"], kT=o["kT"], schedule=InverseTime(o["F"], o["t_wl"]),
+                lower=o["lower"], upper=o["upper"], bins=o["bins"], sigma=o["sigma"], wall_at=o["wall_at"],
+                wall_strength=o["wall_strength"], box=s["box_c"] if s["constraint"] == "box" else None,
+                norm=s["norm_radius"] if s["constraint"] == "norm" else None, seed=cfg["train"]["seed"])
+
+
+class Trainer:
+    """The model, data and optimizer of a ``train`` config, stepped full-batch."""
+
+    def __init__(self, cfg: dict):
+        s, t = cfg["system"], cfg["train"]
+        self.cfg = cfg
+        self.device = torch.device(t["device"])
+        self.dtype = torch.float64 if t["dtype"] == "float64" else torch.float32
+        task = ModularTask(s["task"], s["p"], train_fraction=s["train_fraction"], split_seed=s["split_seed"])
+        (xtr, ytr), (xte, yte) = task.split()
+        self.train_data = (xtr.to(self.device), ytr.to(self.device))
+        self.test_data = (xte.to(self.device), yte.to(self.device))
+        self.model = network_from_config({"system": s}, torch.Generator().manual_seed(t["seed"]), self.dtype)
+        self.model.to(self.device)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.norm = s["norm_radius"] if s["constraint"] == "norm" else None
+        self.wand = cfg["optimizer"]["name"] == "wand"
+        if self.norm is not None and not self.wand:
+            rescale_to_norm(self.params, self.norm)
+        self.optimizer = make_optimizer(cfg, self.params)
+        self.step_count = 0
+        self.history = History()
+        self.initial_norm = float(global_norm(self.params))
+
+    def loss(self) -> torch.Tensor:
+        x, y = self.train_data
+        return cross_entropy(self.model(x)[None], y)[0]
+
+    def step(self) -> float:
+        """One optimizer step; returns the training loss it saw."""
+        self.step_count += 1
+        if self.wand:
+            loss = self.optimizer.step(self.loss)
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = self.loss()
+            loss.backward()
+            self.optimizer.step()
+            if self.norm is not None:
+                rescale_to_norm(self.params, self.norm)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise NumericalFault(f"step {self.step_count}, walker 0: non-finite training loss", step=self.step_count,
+                                 walker=0)
+        return value
+
+    @torch.no_grad()
+    def record(self) -> list[float]:
+        (xtr, ytr), (xte, yte) = self.train_data, self.test_data
+        ztr, zte = self.model(xtr), self.model(xte)
+        ltr = float(cross_entropy(ztr[None], ytr)[0])
+        row = [ltr, float(cross_entropy(zte[None], yte)[0]), float((ztr.argmax(-1) == ytr).double().mean()),
+               float((zte.argmax(-1) == yte).double().mean()), math.log(ltr) if ltr > 0 else -math.inf,
+               float(smoothed_accuracy(zte[None], yte, self.cfg["system"]["sharpness"])[0]),
+               float(global_norm(self.params))]
+        self.history.steps.append(self.step_count)
+        self.history.values.append(row)
+        return row
+
+    def run(self, steps: int, *, progress=None, stop=lambda: False) -> History:
+        every = self.cfg["train"]["record_interval"]
+        after = self.cfg["train"]["stop_after_generalization"]
+        if not self.history.steps:
+            self.record()
+        while self.step_count < steps and not stop():
+            self.step()
+            if self.step_count % every == 0 or self.step_count == steps:
+                row = self.record()
+                if progress is not None:
+                    progress.update(self.step_count, text=f"loss {row[0]:.3g}, train acc {row[2]:.3f}, "
+                                                          f"test acc {row[3]:.3f}, |θ| {row[6]:.1f}")
+                t_gen = self.history.times[1]
+                if after is not None and t_gen is not None and self.step_count >= t_gen + after:
+                    break
+        return self.history
+
+
+def write_history(path, history: History, *, attrs: dict) -> None:
+    from ..io import write_trajectory
+
+    values = np.array(history.values, dtype=np.float64).reshape(len(history.steps), 1, len(HISTORY_VARIABLES))
+    t_fit, t_gen = history.times
+    meta = {"title": "physampler training history", "t_fit": -1 if t_fit is None else t_fit,
+            "t_gen": -1 if t_gen is None else t_gen, "grokking_delay": -1 if history.delay is None else history.delay,
+            "comment": "t_fit: first step with train accuracy >= 0.99; t_gen: first step with test accuracy >= 0.95; "
+                       "-1: not reached"} | attrs
+    write_trajectory(path, np.array(history.steps), values, [v[0] for v in HISTORY_VARIABLES],
+                     [v[1] for v in HISTORY_VARIABLES], [0], attrs=meta, long_names=[v[2] for v in HISTORY_VARIABLES],
+                     step_name="optimizer step")
+
+
+TRAIN_OUTPUTS = ("history.nc", "model.pt", "history.png", "config.toml")
+
+
+def run_training(cfg: dict, text: str, out, *, overwrite: bool = False, progress: bool = True, log=print) -> int:
+    """``physampler train``: train, then write history.nc (CF-1.10, the per-step record),
+    model.pt (model and optimizer state dicts, for ``torch.load(weights_only=True)``),
+    history.png and config.toml, each atomically.  SIGINT/SIGTERM stop after the current
+    step and write what was recorded (exit 130/143).  Returns the exit status."""
+    import signal
+    from pathlib import Path
+
+    from ..io import atomic_write, save_checkpoint
+    from ..job import Progress, _catch_signals, prepare_directory
+
+    trainer = Trainer(cfg)  # before touching the disk: a bad config writes nothing
+    out = Path(out)
+    prepare_directory(out, resume=False, overwrite=overwrite, outputs=TRAIN_OUTPUTS)
+    atomic_write(out / "config.toml", lambda tmp: Path(tmp).write_text(text))
+    o = cfg["optimizer"]
+    label = o["name"] if cfg["system"]["constraint"] != "norm" else f"{o['name']} |θ|={cfg['system']['norm_radius']:g}"
+    total = cfg["train"]["steps"]
+    stop, old = _catch_signals()
+    bar = Progress(total, 0, progress)
+    try:
+        trainer.run(total, progress=bar, stop=lambda: stop.signal is not None)
+    finally:
+        bar.close()
+        for s, h in old.items():
+            signal.signal(s, h)
+    attrs = {"label": label, "optimizer": o["name"], "config": text, "seed": cfg["train"]["seed"],
+             "initial_norm": trainer.initial_norm}
+    write_history(out / "history.nc", trainer.history, attrs=attrs)
+    save_checkpoint(out / "model.pt", {"config": text, "step": trainer.step_count,
+                                       "model": trainer.model.state_dict(),
+                                       "optimizer": trainer.optimizer.state_dict()})
+    if cfg["output"]["plot"]:
+        from ..plotting import plot_training
+
+        plot_training([out / "history.nc"], out / "history.png")
+    t_fit, t_gen = trainer.history.times
+    last = trainer.history.values[-1]
+    log(f"{label}: {trainer.step_count} steps; t_fit {t_fit}, t_gen {t_gen}, delay {trainer.history.delay}; "
+        f"final train acc {last[2]:.3f}, test acc {last[3]:.3f}, |θ| {trainer.initial_norm:.1f} → {last[6]:.1f}; "
+        f"wrote {', '.join(p for p in TRAIN_OUTPUTS if (out / p).exists())} in {out}")
+    if stop.signal is not None:
+        return 128 + stop.signal
+    return 0

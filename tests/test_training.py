@@ -1,0 +1,152 @@
+"""physampler train: AdamW / SGD / WanD full-batch training, histories, fixed-norm mode."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+
+from physampler import Axis, Landscape
+from physampler import config as C
+from physampler.adapters.training import Trainer, grokking_times
+from physampler.io import write_landscape
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SMALL = """
+[system]
+p = 7
+train_fraction = 0.6
+d_model = 8
+heads = 2
+d_head = 4
+d_mlp = 16
+{system}
+
+[optimizer]
+name = "{name}"
+lr = {lr}
+{optimizer}
+
+[train]
+steps = {steps}
+
+[output]
+directory = "{out}"
+"""
+
+
+def small(tmp_path, name="adamw", lr=3e-3, steps=40, system="", optimizer="", out="run"):
+    text = SMALL.format(name=name, lr=lr, steps=steps, system=system, optimizer=optimizer, out=tmp_path / out)
+    path = tmp_path / f"{out}.toml"
+    path.write_text(text)
+    return path
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "physampler", *map(str, args)], capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_grokking_times():
+    steps = np.arange(0, 100, 10)
+    tr = np.array([0, .5, .99, 1, 1, .98, 1, 1, 1, 1])
+    te = np.array([0, .1, .2, .3, .5, .9, .96, .94, 1, 1])
+    assert grokking_times(steps, tr, te) == (20, 60)
+    assert grokking_times(steps, tr, te * 0.5) == (20, None)
+
+
+@pytest.mark.parametrize("name, extra", [("adamw", "weight_decay = 1.0"), ("sgd", "momentum = 0.9"),
+                                         ("wand", "wall_at = 0.0\nlower = -6.0\nupper = 3.0\nbins = 180")])
+def test_train_cli_writes_a_cf_history_and_a_safe_checkpoint(tmp_path, name, extra):
+    cfg = small(tmp_path, name=name, lr=3e-3 if name != "sgd" else 0.1, optimizer=extra)
+    p = cli("train", cfg, "--quiet")
+    assert p.returncode == 0, p.stderr
+    out = tmp_path / "run"
+    with xr.open_dataset(out / "history.nc", engine="netcdf4") as ds:
+        assert ds.attrs["Conventions"] == "CF-1.10" and ds.attrs["optimizer"] == name
+        assert list(ds["step"].values) == list(range(41))  # the initial state and every step
+        for v in ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "log_train_loss",
+                  "smoothed_accuracy", "weight_norm"):
+            assert ds[v].attrs["units"] == "1" and ds[v].attrs["long_name"]
+        assert np.allclose(ds["log_train_loss"].values, np.log(ds["train_loss"].values))
+        assert ds["train_loss"].values[-1, 0] < ds["train_loss"].values[0, 0]  # it trains
+    ck = torch.load(out / "model.pt", weights_only=True)
+    assert ck["step"] == 40 and "W_E" in ck["model"]
+    assert (out / "history.png").stat().st_size > 0
+    # a second run refuses to overwrite; --overwrite replaces only its own files
+    (out / "notes.txt").write_text("mine")
+    p = cli("train", cfg, "--quiet")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "--overwrite" in p.stderr
+    assert cli("train", cfg, "--quiet", "--overwrite").returncode == 0
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_history_overlays_on_a_landscape_and_histories_plot_together(tmp_path):
+    for name in ("a", "b"):
+        assert cli("train", small(tmp_path, out=name, steps=10), "--quiet").returncode == 0
+    land = Landscape([Axis("log_train_loss", -4.0, 1.0, bins=50), Axis("smoothed_accuracy", 0.0, 1.0, bins=20)])
+    land.H += 1
+    write_landscape(tmp_path / "landscape.nc", land)
+    p = cli("plot", tmp_path / "landscape.nc", "--trajectory", tmp_path / "a" / "history.nc", "-o", tmp_path / "l.png")
+    assert p.returncode == 0, p.stderr
+    p = cli("plot", tmp_path / "a" / "history.nc", tmp_path / "b" / "history.nc", "-o", tmp_path / "h.png")
+    assert p.returncode == 0 and (tmp_path / "h.png").stat().st_size > 0, p.stderr
+    p = cli("plot", tmp_path / "a" / "history.nc", tmp_path / "landscape.nc")
+    assert p.returncode == 2 and "every file must be a history.nc" in p.stderr
+
+
+@pytest.mark.parametrize("edit, field", [
+    (("name = \"adamw\"", "name = \"adam\""), "optimizer.name"),
+    (("lr = 0.003", "lr = -1.0"), "optimizer.lr"),
+    (("steps = 40", "steps = 0"), "train.steps"),
+    (("[train]", "[train]\nseed = -2"), "train.seed"),
+    (("[system]", "[system]\nconstraint = \"box\""), "system.constraint"),
+    (("[system]", "[system]\nkind = \"harmonic\""), "system.kind"),
+    (("[optimizer]", "[optimizer]\nbetas = [0.9]"), "optimizer.betas"),
+    (("[output]", "[landscape]\nlower = [0.0]\n[output]"), "landscape"),
+])
+def test_bad_train_configs_one_line_exit_2_nothing_written(tmp_path, edit, field):
+    cfg = small(tmp_path)
+    cfg.write_text(cfg.read_text().replace(*edit))
+    p = cli("train", cfg)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.startswith(f"config error: {field}") and p.stderr.count("\n") == 1, p.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_fixed_norm_mode_keeps_the_norm(tmp_path):
+    cfg = C.parse(small(tmp_path, system="constraint = \"norm\"\nnorm_radius = 7.5").read_text(), kind="train")
+    tr = Trainer(cfg)
+    for _ in range(50):
+        tr.step()
+        norm = float(torch.cat([p.detach().reshape(-1) for p in tr.params]).norm())
+        assert abs(norm - 7.5) <= 1e-6 * 7.5
+
+
+def _grok(path, steps):
+    cfg = C.load(path, kind="train")[0]
+    cfg["train"]["steps"] = steps
+    cfg["train"]["stop_after_generalization"] = 0
+    tr = Trainer(cfg)
+    tr.run(steps)
+    return tr
+
+
+def test_adamw_groks_on_the_cpu_task_and_a_fixed_norm_removes_the_delay():
+    """[P1] §4 on the CPU scale (x+y mod 23, 70 % train, d_model 32, seed 0; examples/train).
+
+    AdamW (lr 3e-3, weight decay 1) fits at step ≈ 110 and generalises at ≈ 910: a
+    grokking delay of ≈ 800 steps.  At a fixed norm (|θ| = 20, lr 1e-3, no weight decay)
+    fitting and generalising come together: t_fit ≈ 290, t_gen ≈ 460, delay ≈ 170, 0.21 of
+    AdamW's.  Asked: AdamW's delay ≥ 400 and ≥ 3·t_fit; the fixed-norm delay ≤ 0.3 of it.
+    """
+    adamw = _grok(ROOT / "examples" / "train" / "adamw_add_p23_d32.toml", 3000)
+    t_fit, t_gen = adamw.history.times
+    assert t_fit is not None and t_gen is not None, (t_fit, t_gen)
+    assert adamw.history.delay >= max(400, 3 * t_fit), (t_fit, t_gen)
+    norm = _grok(ROOT / "examples" / "train" / "adamw_norm20_add_p23_d32.toml", 3000)
+    assert norm.history.delay is not None and norm.history.delay <= 0.3 * adamw.history.delay, norm.history.times
+    assert np.allclose(norm.history.column("weight_norm"), 20.0, rtol=1e-6)
