@@ -150,3 +150,23 @@ def test_adamw_groks_on_the_cpu_task_and_a_fixed_norm_removes_the_delay():
     norm = _grok(ROOT / "examples" / "train" / "adamw_norm20_add_p23_d32.toml", 3000)
     assert norm.history.delay is not None and norm.history.delay <= 0.3 * adamw.history.delay, norm.history.times
     assert np.allclose(norm.history.column("weight_norm"), 20.0, rtol=1e-6)
+
+
+def test_training_examples_run_and_gpu_scale_ones_build(tmp_path):
+    from physampler import cli as physampler_cli
+
+    cpu = sorted((ROOT / "examples" / "train").glob("*.toml"))
+    assert len(cpu) >= 5
+    for ex in cpu:
+        out = tmp_path / ex.stem
+        assert physampler_cli.main(["train", str(ex), "--out", str(out), "--steps", "15", "--quiet"]) == 0, ex
+        with xr.open_dataset(out / "history.nc", engine="netcdf4") as ds:
+            assert int(ds["step"].values[-1]) == 15
+    gpu = sorted((ROOT / "examples" / "gpu" / "train").glob("*.toml"))
+    assert len(gpu) == 7
+    for ex in gpu:
+        cfg = C.load(ex, kind="train")[0]
+        assert cfg["train"]["device"] == "cuda" and cfg["system"]["p"] == 67
+        cfg["train"]["device"] = "cpu"
+        n = sum(p.numel() for p in Trainer(cfg).params)
+        assert (2.1e5 < n < 2.3e5) if cfg["system"]["d_model"] == 128 else n < 2.1e5
