@@ -30,7 +30,7 @@ def system_from_config(cfg: dict, dtype, dev):
     task = ModularTask(s["task"], s["p"], train_fraction=s["train_fraction"], split_seed=s["split_seed"])
     net = network_from_config(cfg, torch.Generator().manual_seed(cfg["run"]["seed"]), dtype)
     system = ModuleSystem(net, *task.split(), sharpness=s["sharpness"], dtype=dtype, device=dev,
-                          precision=s["precision"])
+                          precision=s["precision"], compile=s["compile"])
     cons = []
     if s["constraint"] == "box":
         cons = [ReflectiveBox(system.box_bounds(s["box_c"], s["box_dim"]).to(dev))]

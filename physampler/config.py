@@ -88,6 +88,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "precision": Key("str", "default", "nn: matmul precision: default (run.dtype), tf32 (CUDA tensor cores) or "
                          "bf16 (bfloat16 autocast of the forward); tf32/bf16 need run.dtype = 'float32'",
                          choices=("default", "tf32", "bf16")),
+        "compile": Key("bool", False, "nn: torch.compile the batched forward and backward (fused kernels; the first "
+                       "step pays the compilation)"),
     },
     "cvs": {
         "names": Key("list[str]", ["energy"], "the CVs, one landscape axis each, in order", "non-empty, unique",
