@@ -173,6 +173,8 @@ class Trainer:
                 t_gen = self.history.times[1]
                 if after is not None and t_gen is not None and self.step_count >= t_gen + after:
                     break
+        if self.history.steps[-1] != self.step_count:  # stopped between records (signal or caller)
+            self.record()
         return self.history
 
 

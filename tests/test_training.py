@@ -207,3 +207,20 @@ def test_wand_generalises_as_fast_as_adamw_with_a_shorter_delay():
         assert tr.history.column("weight_norm")[-1] > tr.initial_norm
     assert np.median(gens) <= 1.5 * a_gen, (gens, a_gen)
     assert np.median(delays) <= 0.35 * (a_gen - a_fit), (gens, delays, a_gen - a_fit)
+
+
+def test_sigint_stops_training_and_writes_what_was_recorded(tmp_path):
+    import signal
+    import time
+
+    cfg = small(tmp_path, steps=10_000_000)
+    proc = subprocess.Popen([sys.executable, "-m", "physampler", "train", str(cfg), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)  # imports, model, a few hundred steps
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    with xr.open_dataset(tmp_path / "run" / "history.nc", engine="netcdf4") as ds:
+        n = ds.sizes["time"]
+        assert n > 1 and int(ds["step"].values[-1]) == n - 1
+    assert torch.load(tmp_path / "run" / "model.pt", weights_only=True)["step"] == n - 1
