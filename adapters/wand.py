@@ -261,6 +261,7 @@ class WanD(Optimizer):
                                         device=device)
         self._rng = WalkerRNG(self.seed, 1, device=device)
         self._state: WLMDState | None = None
+        self._constraint_list = None  # built at the first step (groups are fixed from then on)
         self.last_info: WLMDInfo | None = None
 
     # ------------------------------------------------------------------ parts
@@ -271,6 +272,11 @@ class WanD(Optimizer):
         return [] if self.wall_at is None else [QuadraticWall(0, self.wall_at, self.wall_strength, "upper")]
 
     def _constraints(self):
+        if self._constraint_list is None:
+            self._constraint_list = self._build_constraints()
+        return self._constraint_list
+
+    def _build_constraints(self):
         out = []
         if any(g["box"] is not None for g in self.param_groups):
             parts = []
@@ -288,6 +294,7 @@ class WanD(Optimizer):
         if getattr(self, "_state", None) is not None:
             raise ValueError("param_group: WanD's walker is all parameters at once; add groups before the first step")
         super().add_param_group(param_group)
+        self._constraint_list = None
 
     # ------------------------------------------------------------------- step
     @torch.no_grad()

@@ -156,8 +156,7 @@ class Landscape:
         """
         g = self.grid.interpolate_gradient(self.S, xi)
         if self.walls:
-            lo = torch.tensor([a.lower for a in self.grid.axes], dtype=xi.dtype, device=xi.device)
-            hi = torch.tensor([a.upper for a in self.grid.axes], dtype=xi.dtype, device=xi.device)
+            lo, hi = self.grid._lower, self.grid._upper  # the grid's own edges, on its device
             g = torch.where(xi < lo, g.clamp(max=0.0), torch.where(xi > hi, g.clamp(min=0.0), g))
         for wall in self.walls:
             g = g + wall.gradient(xi)

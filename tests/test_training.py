@@ -126,9 +126,10 @@ def test_fixed_norm_mode_keeps_the_norm(tmp_path):
         assert abs(norm - 7.5) <= 1e-6 * 7.5
 
 
-def _grok(path, steps):
+def _grok(path, steps, seed=0):
+    """Train the example config ``path`` with ``seed`` until test accuracy reaches 0.95 (or ``steps``)."""
     cfg = C.load(path, kind="train")[0]
-    cfg["train"]["steps"] = steps
+    cfg["train"]["seed"] = seed
     cfg["train"]["stop_after_generalization"] = 0
     tr = Trainer(cfg)
     tr.run(steps)
@@ -172,15 +173,6 @@ def test_training_examples_run_and_gpu_scale_ones_build(tmp_path):
         assert (2.1e5 < n < 2.3e5) if cfg["system"]["d_model"] == 128 else n < 2.1e5
 
 
-def _until_generalised(path, seed, max_steps):
-    cfg = C.load(path, kind="train")[0]
-    cfg["train"]["seed"] = seed
-    cfg["train"]["stop_after_generalization"] = 0
-    tr = Trainer(cfg)
-    tr.run(max_steps)
-    return tr
-
-
 def test_wand_generalises_as_fast_as_adamw_with_a_shorter_delay():
     """[P1] §5 on the CPU scale (x+y mod 23, 70 % train, d_model 32): WanD without weight decay
     (examples/train/wand_add_p23_d32.toml: box c = 2, dt 1e-3, λ 0.03, F 1 000, t_WL 500,
@@ -200,7 +192,7 @@ def test_wand_generalises_as_fast_as_adamw_with_a_shorter_delay():
     a_fit, a_gen = adamw.history.times
     gens, delays = [], []
     for seed in range(8):
-        tr = _until_generalised(ROOT / "examples" / "train" / "wand_add_p23_d32.toml", seed, 3000)
+        tr = _grok(ROOT / "examples" / "train" / "wand_add_p23_d32.toml", 3000, seed)
         t_fit, t_gen = tr.history.times
         gens.append(np.inf if t_gen is None else t_gen)
         delays.append(np.inf if t_gen is None else (-1 if t_fit is None else t_gen - t_fit))
