@@ -190,6 +190,8 @@ TRAIN_SCHEMA: dict[str, dict[str, Key]] = {
         "wall_at": Key("float", None, "wand: ξ0 of the quadratic wall β(ξ − ξ0)² above ξ0 that pushes towards low "
                        "loss ([P1] §5); default: no wall"),
         "wall_strength": Key("float", 1e4, "wand: β of that wall ([P2]: 3e3–1e5)", "> 0", _pos),
+        "edge_wall_strength": Key("float", None, "wand: β of the walls at the grid edges, β·(distance beyond the "
+                                  "edge)²; default 1/bin width²", "> 0", _pos),
     },
     "train": {
         "steps": Key("int", REQUIRED, "full-batch optimizer steps", "> 0", _pos),
