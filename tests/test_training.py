@@ -106,6 +106,7 @@ def test_history_overlays_on_a_landscape_and_histories_plot_together(tmp_path):
     (("[system]", "[system]\nconstraint = \"box\""), "system.constraint"),
     (("[system]", "[system]\nkind = \"harmonic\""), "system.kind"),
     (("[optimizer]", "[optimizer]\nbetas = [0.9]"), "optimizer.betas"),
+    (("[optimizer]", "[optimizer]\nedge_wall_strength = 0.0"), "optimizer.edge_wall_strength"),
     (("[output]", "[landscape]\nlower = [0.0]\n[output]"), "landscape"),
 ])
 def test_bad_train_configs_one_line_exit_2_nothing_written(tmp_path, edit, field):
@@ -115,6 +116,15 @@ def test_bad_train_configs_one_line_exit_2_nothing_written(tmp_path, edit, field
     assert p.returncode == 2, p.stderr
     assert p.stderr.startswith(f"config error: {field}") and p.stderr.count("\n") == 1, p.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_wand_grid_edge_walls_come_from_the_config(tmp_path):
+    grid = "wall_at = 0.0\nlower = -6.0\nupper = 3.0\nbins = 180"  # bin width 0.05
+    default = Trainer(C.parse(small(tmp_path, name="wand", lr=1e-3, optimizer=grid).read_text(), kind="train"))
+    assert default.optimizer.landscape.wall_strength == pytest.approx([1 / 0.05**2])
+    strong = Trainer(C.parse(small(tmp_path, name="wand", lr=1e-3, optimizer=grid + "\nedge_wall_strength = 3e4")
+                             .read_text(), kind="train"))
+    assert strong.optimizer.landscape.wall_strength == [3e4]
 
 
 def test_fixed_norm_mode_keeps_the_norm(tmp_path):
