@@ -158,11 +158,17 @@ class Trainer:
         self.history.values.append(row)
         return row
 
-    def run(self, steps: int, *, progress=None, stop=lambda: False) -> History:
+    def run(self, steps: int, *, progress=None, stop=lambda: False, checkpoint=None) -> History:
+        """Step until ``steps`` (or ``stop()``, or ``stop_after_generalization``); ``checkpoint()``
+        runs after every ``output.checkpoint_interval`` steps and, when stopped early, before the
+        off-record final state is recorded — so a checkpoint's history holds only the records an
+        uninterrupted run makes, and a resume continues it exactly."""
         every = self.cfg["train"]["record_interval"]
         after = self.cfg["train"]["stop_after_generalization"]
+        interval = self.cfg["output"].get("checkpoint_interval", 0)
         if not self.history.steps:
             self.record()
+        generalised = False
         while self.step_count < steps and not stop():
             self.step()
             if self.step_count % every == 0 or self.step_count == steps:
@@ -172,10 +178,50 @@ class Trainer:
                                                           f"test acc {row[3]:.3f}, |θ| {row[6]:.1f}")
                 t_gen = self.history.times[1]
                 if after is not None and t_gen is not None and self.step_count >= t_gen + after:
+                    generalised = True
                     break
+            if checkpoint is not None and interval and self.step_count % interval == 0 and self.step_count < steps:
+                checkpoint()
+        if self.step_count < steps and not generalised and checkpoint is not None:  # stopped by the caller
+            checkpoint()
         if self.history.steps[-1] != self.step_count:  # stopped between records (signal or caller)
             self.record()
         return self.history
+
+    # ------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        """The whole training state as plain tensors and numbers (``torch.load(weights_only=True)``)."""
+        n = len(HISTORY_VARIABLES)
+        return {"step": self.step_count, "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "initial_norm": self.initial_norm,
+                "history_steps": torch.tensor(self.history.steps, dtype=torch.int64),
+                "history_values": torch.tensor(self.history.values, dtype=torch.float64).reshape(-1, n)}
+
+    def load_state_dict(self, sd: dict) -> None:
+        """Restore :meth:`state_dict`; ``ValueError`` naming the entry that does not fit this trainer."""
+        step, steps, values = sd["step"], sd["history_steps"], sd["history_values"]
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"step must be an integer >= 0 (got {step!r:.40})")
+        n = len(HISTORY_VARIABLES)
+        if not (isinstance(steps, torch.Tensor) and isinstance(values, torch.Tensor) and steps.dim() == 1
+                and tuple(values.shape) == (steps.numel(), n) and steps.numel() >= 1):
+            raise ValueError(f"history_steps [n] and history_values [n, {n}] must be tensors with n >= 1")
+        recorded = steps.tolist()
+        if recorded[0] != 0 or recorded[-1] > step or any(b <= a for a, b in zip(recorded, recorded[1:])):
+            raise ValueError(f"history_steps must rise from 0 to at most step {step}")
+        try:
+            self.model.load_state_dict(sd["model"], strict=True)
+        except (RuntimeError, TypeError, AttributeError) as e:
+            raise ValueError(f"model state does not fit this config's network: {' '.join(str(e).split())[:200]}") \
+                from None
+        try:
+            self.optimizer.load_state_dict(sd["optimizer"])
+        except (KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as e:
+            raise ValueError(f"optimizer state does not fit this config's optimizer ({type(e).__name__}: "
+                             f"{' '.join(str(e).split())[:200]})") from None
+        self.step_count = step
+        self.initial_norm = float(sd["initial_norm"])
+        self.history = History(steps=recorded, values=values.tolist())
 
 
 def write_history(path, history: History, *, attrs: dict) -> None:
@@ -192,50 +238,88 @@ def write_history(path, history: History, *, attrs: dict) -> None:
                      step_name="optimizer step")
 
 
-TRAIN_OUTPUTS = ("history.nc", "model.pt", "history.png", "config.toml")
+TRAIN_OUTPUTS = ("history.nc", "model.pt", "history.png", "config.toml", "checkpoint.pt")
+CHECKPOINT_KEYS = ("config", "step", "model", "optimizer", "initial_norm", "history_steps", "history_values")
 
 
-def run_training(cfg: dict, text: str, out, *, overwrite: bool = False, progress: bool = True, log=print) -> int:
+def run_training(cfg: dict, text: str, out, *, resume: bool = False, overwrite: bool = False, progress: bool = True,
+                 log=print) -> int:
     """``physampler train``: train, then write history.nc (CF-1.10, the per-step record),
     model.pt (model and optimizer state dicts, for ``torch.load(weights_only=True)``),
-    history.png and config.toml, each atomically.  SIGINT/SIGTERM stop after the current
-    step and write what was recorded (exit 130/143).  Returns the exit status."""
+    history.png and config.toml, each atomically.  Every ``output.checkpoint_interval`` steps,
+    on SIGINT/SIGTERM (after the current step; exit 130/143) and at the end it writes
+    history.nc so far and checkpoint.pt (the whole state: model, optimizer — WanD's landscape
+    and random stream included —, history); ``resume`` continues checkpoint.pt bit for bit.
+    Returns the exit status."""
     import signal
     from pathlib import Path
 
-    from ..io import atomic_write, save_checkpoint
-    from ..job import Progress, _catch_signals, prepare_directory
+    from ..io import FileError, load_checkpoint, save_checkpoint, write_text
+    from ..job import Progress, catch_signals, check_resume_config, preflight
+    from ..outdir import OutputDirectory
 
-    trainer = Trainer(cfg)  # before touching the disk: a bad config writes nothing
     out = Path(out)
-    prepare_directory(out, resume=False, overwrite=overwrite, outputs=TRAIN_OUTPUTS)
-    atomic_write(out / "config.toml", lambda tmp: Path(tmp).write_text(text))
-    o = cfg["optimizer"]
-    label = o["name"] if cfg["system"]["constraint"] != "norm" else f"{o['name']} |θ|={cfg['system']['norm_radius']:g}"
-    total = cfg["train"]["steps"]
-    stop, old = _catch_signals()
-    bar = Progress(total, 0, progress)
+    preflight(cfg, "train")  # before touching the disk: a config that cannot run writes nothing
+    outdir = OutputDirectory(out, resume=resume, overwrite=overwrite, outputs=TRAIN_OUTPUTS,
+                             checkpoint="checkpoint.pt").open()
     try:
-        trainer.run(total, progress=bar, stop=lambda: stop.signal is not None)
-    finally:
-        bar.close()
-        for s, h in old.items():
-            signal.signal(s, h)
-    attrs = {"label": label, "optimizer": o["name"], "config": text, "seed": cfg["train"]["seed"],
-             "initial_norm": trainer.initial_norm}
-    write_history(out / "history.nc", trainer.history, attrs=attrs)
-    save_checkpoint(out / "model.pt", {"config": text, "step": trainer.step_count,
-                                       "model": trainer.model.state_dict(),
-                                       "optimizer": trainer.optimizer.state_dict()})
-    if cfg["output"]["plot"]:
-        from ..plotting import plot_training
+        ck = None
+        if resume:
+            ck = load_checkpoint(out / "checkpoint.pt", keys=CHECKPOINT_KEYS)
+            check_resume_config(cfg, ck["config"], out / "checkpoint.pt", kind="train")
+        trainer = Trainer(cfg)
+        if ck is not None:
+            try:
+                trainer.load_state_dict(ck)
+            except ValueError as e:
+                raise FileError(out / "checkpoint.pt", f"does not fit this training run: {e}") from None
+        total = cfg["train"]["steps"]
+        if trainer.step_count > total:
+            raise FileError(out / "checkpoint.pt", f"is already at step {trainer.step_count}, beyond train.steps = "
+                                                   f"{total}")
+        outdir.commit()  # every input checked: only now are old outputs replaced
+        write_text(out / "config.toml", text)
+        o = cfg["optimizer"]
+        label = o["name"] if cfg["system"]["constraint"] != "norm" else f"{o['name']} |θ|={cfg['system']['norm_radius']:g}"
+        attrs = {"label": label, "optimizer": o["name"], "config": text, "seed": cfg["train"]["seed"]}
 
-        plot_training([out / "history.nc"], out / "history.png")
+        def write_state():
+            write_history(out / "history.nc", trainer.history, attrs=attrs | {"initial_norm": trainer.initial_norm})
+            save_checkpoint(out / "checkpoint.pt", {"config": text} | trainer.state_dict())
+
+        stop, old = catch_signals()  # before the start line: a signal after it always ends with a checkpoint
+        log(f"resuming at step {trainer.step_count} of {total} in {out}" if ck is not None
+            else f"starting {label} training, {total} steps, in {out}")
+        bar = Progress(total, trainer.step_count, progress)
+        try:
+            trainer.run(total, progress=bar, stop=lambda: stop.signal is not None, checkpoint=write_state)
+        except NumericalFault:
+            # the records up to the faulting step are what a user needs to see; checkpoint.pt stays the last good one
+            write_history(out / "history.nc", trainer.history, attrs=attrs | {"initial_norm": trainer.initial_norm})
+            raise
+        finally:
+            bar.close()
+            for sig, h in old.items():
+                signal.signal(sig, h)
+        if stop.signal is None:
+            save_checkpoint(out / "checkpoint.pt", {"config": text} | trainer.state_dict())
+        write_history(out / "history.nc", trainer.history, attrs=attrs | {"initial_norm": trainer.initial_norm})
+        save_checkpoint(out / "model.pt", {"config": text, "step": trainer.step_count,
+                                           "model": trainer.model.state_dict(),
+                                           "optimizer": trainer.optimizer.state_dict()})
+        if cfg["output"]["plot"]:
+            from ..plotting import plot_training
+
+            plot_training([out / "history.nc"], out / "history.png")
+    finally:
+        outdir.abandon()  # leaves a refused directory as it was found; after the first write, only unlocks
+    if stop.signal is not None:  # one closing line, as for physampler run
+        log(f"{signal.Signals(stop.signal).name} at step {trainer.step_count}: checkpoint written to "
+            f"{out / 'checkpoint.pt'}; continue with --resume")
+        return 128 + stop.signal
     t_fit, t_gen = trainer.history.times
     last = trainer.history.values[-1]
     log(f"{label}: {trainer.step_count} steps; t_fit {t_fit}, t_gen {t_gen}, delay {trainer.history.delay}; "
         f"final train acc {last[2]:.3f}, test acc {last[3]:.3f}, |θ| {trainer.initial_norm:.1f} → {last[6]:.1f}; "
         f"wrote {', '.join(p for p in TRAIN_OUTPUTS if (out / p).exists())} in {out}")
-    if stop.signal is not None:
-        return 128 + stop.signal
     return 0

@@ -12,15 +12,13 @@ from dataclasses import dataclass
 
 import torch
 
+from .._checks import is_prime
+
 OPERATIONS = {
     "x+y": lambda x, y: x + y,
     "x2+y": lambda x, y: x * x + y,
     "x3+xy2+y": lambda x, y: x * x * x + x * y * y + y,
 }
-
-
-def is_prime(p: int) -> bool:
-    return p >= 2 and all(p % d for d in range(2, int(p**0.5) + 1))
 
 
 @dataclass

@@ -1,35 +1,45 @@
 """physampler — Wang–Landau molecular dynamics and entropy landscapes.
 
 Pipeline: system → CVs → landscape/biases → integrator → runner → reporters → analysis.
-"""
-from importlib.metadata import PackageNotFoundError, version as _version
 
-from .analysis import Canonical, EquilibriumCurves, canonical, equilibrium_curves
-from .biases import GridBias, HarmonicRestraint, LinearWall, QuadraticWall
-from .constraints import ConfiningSphere, FixedNormShell, PeriodicBox, ReflectiveBox
-from .cvs import CV, CVSet, FunctionCV, PotentialEnergy
-from .faults import NumericalFault, OutOfGridError
-from .grid import Axis, Grid
-from .integrators import BAOAB, WLMD, VelocityVerlet, integrator_class
-from .landscape import Landscape
-from .reporters import CVTimeSeries, EnergySeries, LandscapeSnapshots
-from .rng import WalkerRNG
-from .runner import Runner
-from .schedules import Constant, InverseTime, ThreeStage, make_schedule
-from .system import System
+The public names below are imported on first use (PEP 562), so that ``import
+physampler`` — and the command line, which must answer ``--help`` and handle a
+signal before torch has loaded — costs nothing until a name is used.
+"""
+from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version as _version
 
 try:
     __version__ = _version("physampler")
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0+unknown"
 
-__all__ = [
-    "Axis", "Grid", "Landscape", "System", "CV", "CVSet", "FunctionCV", "PotentialEnergy",
-    "QuadraticWall", "LinearWall", "HarmonicRestraint", "GridBias",
-    "ReflectiveBox", "PeriodicBox", "ConfiningSphere", "FixedNormShell",
-    "VelocityVerlet", "BAOAB", "WLMD", "integrator_class",
-    "InverseTime", "ThreeStage", "Constant", "make_schedule",
-    "Runner", "CVTimeSeries", "LandscapeSnapshots", "EnergySeries", "WalkerRNG",
-    "canonical", "equilibrium_curves", "Canonical", "EquilibriumCurves",
-    "NumericalFault", "OutOfGridError",
-]
+_EXPORTS = {
+    ".analysis": ("Canonical", "EquilibriumCurves", "canonical", "equilibrium_curves"),
+    ".biases": ("GridBias", "HarmonicRestraint", "LinearWall", "QuadraticWall"),
+    ".constraints": ("ConfiningSphere", "FixedNormShell", "PeriodicBox", "ReflectiveBox"),
+    ".cvs": ("CV", "CVSet", "FunctionCV", "PotentialEnergy"),
+    ".faults": ("NumericalFault", "OutOfGridError"),
+    ".grid": ("Axis", "Grid"),
+    ".integrators": ("BAOAB", "WLMD", "VelocityVerlet", "integrator_class"),
+    ".landscape": ("Landscape",),
+    ".reporters": ("CVTimeSeries", "EnergySeries", "LandscapeSnapshots"),
+    ".rng": ("WalkerRNG",),
+    ".runner": ("Runner",),
+    ".schedules": ("Constant", "InverseTime", "ThreeStage", "make_schedule"),
+    ".system": ("System",),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(import_module(_WHERE[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'physampler' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

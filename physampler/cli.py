@@ -1,17 +1,37 @@
 """Command-line interface: ``physampler run | train | plot | info | analyze | validate``.
 
 Bad arguments print one line ``physampler: error: ...`` and exit with status 2,
-without a traceback.
+without a traceback; a config key that is wrong, ``config error: <section.key>: ...``
+(exit 2); a file that cannot be used, ``error: <path>: <what is wrong>`` (exit 2); a
+file that cannot be written (disk full), ``error: <path>: ...`` (exit 1).
+
+Signals: :func:`main` installs its SIGINT/SIGTERM handler before anything heavy is
+imported, so a signal at any moment — imports, model build, compilation, the final
+writes — ends with one line and status 128 + signal number.  While a job steps, its
+own handler takes over and stops it at the next chunk end with a checkpoint.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
-
-import numpy as np
+import threading
 
 from . import __version__
+
+
+class Interrupted(BaseException):
+    """SIGINT/SIGTERM outside a job's stepping loop (BaseException, like KeyboardInterrupt:
+    no ``except Exception`` on the way may swallow it)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _interrupt(signum, frame):
+    raise Interrupted(signum)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="output directory (overrides output.directory)")
     r.add_argument("--steps", type=_positive_int, help="total steps per walker (overrides run.steps)")
     r.add_argument("--device", help="cpu | cuda | cuda:N (overrides run.device)")
-    r.add_argument("--resume", action="store_true", help="continue from the directory's checkpoint (if any)")
+    r.add_argument("--resume", action="store_true",
+                   help="continue the directory's checkpoint (refused when there is none)")
     r.add_argument("--overwrite", action="store_true", help="replace the outputs of an existing directory")
     r.add_argument("--quiet", action="store_true", help="no progress output")
     r.add_argument("--print-default-config", action="store_true", help="print the built-in default config and exit")
@@ -83,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="output directory (overrides output.directory)")
     t.add_argument("--steps", type=_positive_int, help="optimizer steps (overrides train.steps)")
     t.add_argument("--device", help="cpu | cuda | cuda:N (overrides train.device)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue the directory's checkpoint.pt (refused when there is none)")
     t.add_argument("--overwrite", action="store_true", help="replace the outputs of an existing directory")
     t.add_argument("--quiet", action="store_true", help="no progress output")
     pl = sub.add_parser("plot", help="plot a landscape.nc (S(xi), C_V(T), 2-D heat map) or training histories")
@@ -109,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _temperature(text: str):
+    import numpy as np
+
     try:
         if ":" in text:
             lo, hi, n = text.split(":")
@@ -165,6 +190,8 @@ def _validate_harmonic(args) -> int:
 
 
 def _validate_lj(args) -> int:
+    import numpy as np
+
     from .validation_lj import LJ_CASES, run_lj_cluster
 
     case = LJ_CASES[args.target]
@@ -253,23 +280,54 @@ def _validate_bulk(args) -> int:
     return 0 if ok else 1
 
 
-def _config_error(msg: str) -> int:
-    print(f"config error: {msg}", file=sys.stderr)
-    return 2
+def _say(prefix: str, msg) -> None:
+    """One line on stderr, whatever the message holds."""
+    print(prefix + " ".join(str(msg).split("\n")), file=sys.stderr, flush=True)
+
+
+def _job_errors(fn, out_of):
+    """Run ``fn()``; the errors a job can end with become one line and an exit status."""
+    from . import config as C
+    from .distributed import RankFailure
+    from .faults import NumericalFault
+    from .io import FileError
+    from .outdir import JobError
+
+    try:
+        return fn()
+    except (C.ConfigError, JobError) as e:
+        _say("config error: ", e)
+        return 2
+    except FileError as e:
+        _say("error: ", e)
+        return 2
+    except NumericalFault as e:
+        out = out_of()
+        kept = out is not None and any((out / f).exists() for f in ("checkpoint.pt", "manifest.json"))
+        _say("physampler: numerical fault: ", f"{e} (" + ("the last checkpoint is intact; fix the set-up or resume"
+                                                         if kept else "no checkpoint was written yet") + ")")
+        return 1
+    except RankFailure as e:
+        # The process group is broken: leave at once rather than hang in its teardown.
+        _say("physampler: error: ", e)
+        os._exit(1)
+    except OSError as e:  # a write that failed (disk full, read-only): the previous files are intact
+        _say("error: ", f"{e.filename or '?'}: cannot write: {e.strerror or e}; the files written before are intact")
+        return 1
 
 
 def _run(args) -> int:
     from pathlib import Path
 
     from . import config as C
-    from .distributed import RankFailure
-    from .faults import NumericalFault
-    from .job import DEFAULT_CONFIG, JobError, run
+    from .job import DEFAULT_CONFIG, run
 
     if args.print_default_config:
         print(DEFAULT_CONFIG, end="")
         return 0
-    try:
+    where = {}
+
+    def go():
         if args.config is None:
             text = DEFAULT_CONFIG
             cfg = C.parse(text)
@@ -280,29 +338,21 @@ def _run(args) -> int:
         if args.device is not None:
             cfg["run"]["device"] = args.device
         C._cross_checks(cfg)
-        out = Path(args.out or cfg["output"]["directory"])
+        where["out"] = out = Path(args.out or cfg["output"]["directory"])
         return run(cfg, text, out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
                    log=lambda m: print(m, file=sys.stderr, flush=True))
-    except (C.ConfigError, JobError) as e:
-        return _config_error(str(e))
-    except NumericalFault as e:
-        print(f"physampler: numerical fault: {e} (the last checkpoint is intact; fix the set-up or resume)",
-              file=sys.stderr)
-        return 1
-    except RankFailure as e:
-        # The process group is broken: leave at once rather than hang in its teardown.
-        print(f"physampler: error: {e}", file=sys.stderr, flush=True)
-        os._exit(1)
+
+    return _job_errors(go, lambda: where.get("out"))
 
 
 def _train(args) -> int:
     from pathlib import Path
 
     from . import config as C
-    from .faults import NumericalFault
-    from .job import JobError
 
-    try:
+    where = {}
+
+    def go():
         cfg, text = C.load(args.config, kind="train")
         if args.steps is not None:
             cfg["train"]["steps"] = args.steps
@@ -311,37 +361,36 @@ def _train(args) -> int:
         C._train_checks(cfg)
         from .adapters.training import run_training
 
-        return run_training(cfg, text, Path(args.out or cfg["output"]["directory"]), overwrite=args.overwrite,
-                            progress=not args.quiet, log=lambda m: print(m, file=sys.stderr, flush=True))
-    except (C.ConfigError, JobError) as e:
-        return _config_error(str(e))
-    except NumericalFault as e:
-        print(f"physampler: numerical fault: {e}", file=sys.stderr)
-        return 1
+        where["out"] = out = Path(args.out or cfg["output"]["directory"])
+        return run_training(cfg, text, out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
+                            log=lambda m: print(m, file=sys.stderr, flush=True))
+
+    return _job_errors(go, lambda: where.get("out"))
 
 
-def _open_landscape(path: str):
+def _output_path(path: str):
+    """``-o``: a file to write, in a directory that exists."""
     from pathlib import Path
 
-    from .io import read_landscape
+    from .io import FileError
 
     p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"landscape: no such file (got {path!r})")
-    try:
-        return read_landscape(p)
-    except Exception as e:  # not NetCDF, or not a physampler landscape: one line, no traceback
-        raise ValueError(f"landscape: not a physampler landscape.nc ({type(e).__name__}: {e}) (got {path!r})") from None
+    if p.is_dir():
+        raise FileError(p, "is a directory; -o names the file to write")
+    if not p.parent.is_dir():
+        raise FileError(p, f"cannot be written: the directory {str(p.parent)!r} does not exist")
+    return p
 
 
 def _plot(args) -> int:
     from pathlib import Path
 
+    from .io import FileError
     from .plotting import is_training_history, plot_landscape, plot_training
 
     try:
         first = args.landscape[0]
-        out = Path(args.output) if args.output else Path(first).with_suffix(".png")
+        out = _output_path(args.output) if args.output else Path(first).with_suffix(".png")
         if is_training_history(first):
             for f in args.landscape:
                 if not is_training_history(f):
@@ -350,20 +399,35 @@ def _plot(args) -> int:
         else:
             if len(args.landscape) > 1:
                 raise ValueError(f"FILE: one landscape.nc at a time (got {len(args.landscape)} files)")
-            _open_landscape(first)
             plot_landscape(first, out, trajectory=args.trajectory)
+    except FileError as e:
+        _say("error: ", e)
+        return 2
     except ValueError as e:
-        print(f"physampler: error: {e}", file=sys.stderr)
+        _say("physampler: error: ", e)
         return 2
     print(out)
     return 0
 
 
-def _info(args) -> int:
+def _attr(attrs: dict, name: str, kind=float):
+    """A global attribute as ``kind``, or '?' when it is missing or not of that kind."""
+    import numpy as np
+
+    v = np.asarray(attrs.get(name, np.nan)).reshape(-1)
     try:
-        ls, attrs = _open_landscape(args.landscape)
-    except ValueError as e:
-        print(f"physampler: error: {e}", file=sys.stderr)
+        return kind(v[0]) if v.size == 1 and np.isfinite(float(v[0])) else "?"
+    except (TypeError, ValueError):
+        return "?"
+
+
+def _info(args) -> int:
+    from .io import FileError, read_landscape
+
+    try:
+        ls, attrs = read_landscape(args.landscape)
+    except FileError as e:
+        _say("error: ", e)
         return 2
     print(f"file        {args.landscape}")
     print(f"source      {attrs.get('source', '?')}, created {attrs.get('date_created', '?')}, "
@@ -372,9 +436,11 @@ def _info(args) -> int:
         print(f"axis        {a.name} [{a.units}]: {a.lower:g} .. {a.upper:g}, {a.bins} bins of {a.width:g}")
     print(f"kernel      sigma {ls.sigma.tolist()} bins, cutoff {ls.cutoff} sigma, edge {ls.edge}, "
           f"out_of_range {ls.out_of_range}")
-    print(f"run         steps {attrs.get('steps_done', '?')}, walkers {attrs.get('walkers', '?')}, "
-          f"seed {attrs.get('seed', '?')}, complete {bool(attrs.get('complete', 0))}")
-    print(f"f_WL        {attrs.get('f_wl_final', float('nan')):.6g} at the last step")
+    complete = _attr(attrs, "complete", int)
+    print(f"run         steps {_attr(attrs, 'steps_done', int)}, walkers {_attr(attrs, 'walkers', int)}, "
+          f"seed {_attr(attrs, 'seed', int)}, complete {'?' if complete == '?' else bool(complete)}")
+    f = _attr(attrs, "f_wl_final")
+    print(f"f_WL        {f if f == '?' else format(f, '.6g')} at the last step")
     lo, hi = ls.flatness()
     print(f"histogram   {int(ls.visited().sum())} of {ls.grid.size} bins visited; min/mean {lo:.3f}, max/mean {hi:.3f}")
     return 0
@@ -382,32 +448,59 @@ def _info(args) -> int:
 
 def _analyze(args) -> int:
     import csv
+    import io as _io
 
     from .analysis import canonical
+    from .io import FileError, read_landscape, write_text
     from .plotting import is_energy_axis
 
     try:
-        ls, _ = _open_landscape(args.landscape)
+        out = _output_path(args.output) if args.output else None
+        ls, _ = read_landscape(args.landscape)
         if ls.grid.ndim != 1 or not is_energy_axis(ls.grid.axes[0].name, ls.grid.axes[0].units):
             raise ValueError(f"landscape: analyze needs a 1-D landscape over an energy CV (got axes {ls.grid.names})")
+        if not bool(ls.visited().any()):
+            raise FileError(args.landscape, "no bin was visited, so there is no entropy to analyse")
         temps = [t for group in args.temperatures for t in group]
         c = canonical(ls.grid.axes[0].centres(), ls.shifted(), temps, kinetic_dof=args.kinetic_dof)
-    except ValueError as e:
-        print(f"physampler: error: {e}", file=sys.stderr)
+    except FileError as e:
+        _say("error: ", e)
         return 2
-    f = open(args.output, "w", newline="") if args.output else sys.stdout
-    try:
-        w = csv.writer(f)
-        w.writerow(["T", "mean_energy", "energy_variance", "heat_capacity", "log_z"])
-        for row in zip(c.temperature, c.mean_energy, c.energy_variance, c.heat_capacity, c.log_z):
-            w.writerow([f"{x:.10g}" for x in row])
-    finally:
-        if args.output:
-            f.close()
+    except ValueError as e:
+        _say("physampler: error: ", e)
+        return 2
+    buf = _io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["T", "mean_energy", "energy_variance", "heat_capacity", "log_z"])
+    for row in zip(c.temperature, c.mean_energy, c.energy_variance, c.heat_capacity, c.log_z):
+        w.writerow([f"{x:.10g}" for x in row])
+    if out is None:
+        sys.stdout.write(buf.getvalue())
+    else:
+        write_text(out, buf.getvalue())
     return 0
 
 
 def main(argv=None) -> int:
+    """The command line; SIGINT/SIGTERM at any moment end it with one line and 128 + signal."""
+    handlers = {}
+    if threading.current_thread() is threading.main_thread():
+        handlers = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    if os.environ.get("PHYSAMPLER_STARTUP_MARKER"):  # for tests that signal a starting process
+        print("physampler: handlers installed", file=sys.stderr, flush=True)
+    try:
+        return _main(argv)
+    except Interrupted as e:
+        name = signal.Signals(e.signum).name
+        _say("physampler: ", f"{name}: stopped; the files written before are complete (resume from the last "
+                             f"checkpoint, if any)")
+        return 128 + e.signum
+    finally:
+        for sig, h in handlers.items():
+            signal.signal(sig, h)
+
+
+def _main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
         return _run(args)

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from ._checks import is_prime
+
 SYSTEMS = ("harmonic", "double_well", "lj_cluster", "nn")
 NN_CVS = ("log_train_loss", "smoothed_accuracy", "log_test_loss", "weight_norm")
 CV_KINDS = ("energy", "rg", "q6", "x0") + NN_CVS
@@ -69,7 +71,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "model": Key("str", "transformer", "nn: the network (SCIENCE.md §8 transformer, or a one-hidden-layer MLP)",
                      choices=("transformer", "mlp")),
         "task": Key("str", "x+y", "nn: modular-arithmetic task", choices=TASKS),
-        "p": Key("int", 67, "nn: the prime modulus", "prime >= 2", lambda x: x >= 2 and all(x % d for d in range(2, int(x**0.5) + 1))),
+        "p": Key("int", 67, "nn: the prime modulus", "prime >= 2", is_prime),
         "train_fraction": Key("float", 0.5, "nn: fraction of the p² examples used for training", "(0, 1)",
                               lambda x: 0 < x < 1),
         "split_seed": Key("int", 0, "nn: seed of the train/test split", ">= 0", _nonneg),
@@ -101,14 +103,18 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "lower": Key("list[float]", REQUIRED, "lower grid edge per CV", "finite, < upper"),
         "upper": Key("list[float]", REQUIRED, "upper grid edge per CV", "finite, > lower"),
         "bins": Key("list[int]", REQUIRED, "bins per CV", ">= 3", lambda x: x >= 3),
-        "sigma": Key("float", 1.0, "deposit kernel width in bins", "> 0", _pos),
-        "cutoff": Key("float", 4.0, "kernel truncation in units of sigma", "> 0", _pos),
+        "sigma": Key("float", 1.0, "deposit kernel width in bins; the window cutoff·sigma must fit in the grid", "> 0",
+                     _pos),
+        "cutoff": Key("float", 4.0, "kernel truncation in units of sigma (the window cutoff·sigma must reach at least "
+                      "half a bin)", "> 0", _pos),
         "edge": Key("str", "reflect", "kernel mass beyond an edge is mirrored or dropped", choices=("reflect", "truncate")),
         "out_of_range": Key("str", "wall", "a CV off the grid raises, or feels edge walls",
                             choices=("raise", "wall")),
-        "wall_strength": Key("float", None, "β of the edge walls (per CV unit²); default 1/bin width²", "> 0", _pos),
+        "wall_strength": Key("float", None, "β of the edge walls (per CV unit²); default 1/bin width²; at most "
+                             "1e6/bin width² (10⁶ kT one bin beyond the edge)", "> 0", _pos),
         "initial_temperature": Key("float", None, "start S as (U − lower)/T along the energy CV, so walkers begin "
-                                   "with canonical dynamics at T instead of free flight; default: S = 0", "> 0", _pos),
+                                   "with canonical dynamics at T instead of free flight; at least integrator.kT/1e4; "
+                                   "default: S = 0", "> 0", _pos),
     },
     "bias": {
         "walls": Key("list[table]", [], "extra walls: {cv, side = lower|upper, at, strength, shape = quadratic|linear}",
@@ -125,7 +131,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "schedule": {
         "kind": Key("str", "inverse_time", "f_WL(t) schedule", choices=SCHEDULE_KINDS),
         "F": Key("float", 0.5, "inverse_time/three_stage: peak factor F", "> 0", _pos),
-        "t_wl": Key("float", None, "inverse_time: t_WL (steps); default run.steps / 8", "> 0", _pos),
+        "t_wl": Key("float", None, "inverse_time: t_WL (steps); default run.steps / 8 of the run as first started "
+                    "(a resume with more steps keeps it)", "> 0", _pos),
         "t_rise": Key("float", None, "three_stage: end of the linear rise (steps)", "> 0", _pos),
         "t_drop": Key("float", None, "three_stage: start of the 1/t decay (steps)", ">= t_rise", _pos),
         "t_off": Key("float", 0.0, "three_stage: offset of the 1/t decay", "< t_drop"),
@@ -135,7 +142,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "walkers": Key("int", 16, "walkers sharing the landscape", "> 0", _pos),
         "steps": Key("int", REQUIRED, "steps per walker (in total, across resumes)", "> 0", _pos),
         "seed": Key("int", 0, "run seed; walker w uses the stream of (seed, rank, w)", ">= 0", _nonneg),
-        "device": Key("str", "cpu", "torch device: cpu, cuda, cuda:N"),
+        "device": Key("str", "cpu", "torch device: cpu, cuda, cuda:N (checked against this machine's devices)"),
         "dtype": Key("str", "float64", "positions and velocities (landscapes are always float64)", choices=DTYPES),
         "sync_interval": Key("int", 100, "under torchrun: steps K between all-reduces of the landscape increments",
                              "> 0", _pos),
@@ -146,8 +153,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "directory": Key("str", "physampler-run", "output directory (created; never overwritten without "
                          "--overwrite)"),
         "report_interval": Key("int", 1000, "steps between trajectory records and progress updates", "> 0", _pos),
-        "checkpoint_interval": Key("int", 100000, "steps between checkpoints (a multiple of report_interval)", "> 0",
-                                   _pos),
+        "checkpoint_interval": Key("int", 100000, "steps between checkpoints (a multiple of report_interval; under "
+                                   "torchrun also of run.sync_interval)", "> 0", _pos),
         "plot": Key("bool", True, "write landscape.png at the end"),
         "temperatures": Key("list[float]", [], "energy CV: temperatures of the C_V(T) table/plot; default from S",
                             "> 0", _pos),
@@ -204,17 +211,26 @@ TRAIN_SCHEMA: dict[str, dict[str, Key]] = {
     },
     "output": {
         "directory": Key("str", "physampler-train", "output directory (never overwritten without --overwrite)"),
+        "checkpoint_interval": Key("int", 1000, "steps between checkpoints (history.nc, model.pt and checkpoint.pt, "
+                                   "for --resume); also written on SIGINT/SIGTERM and at the end", "> 0", _pos),
         "plot": Key("bool", True, "write history.png ([P1] Fig. 3 panels) at the end"),
     },
 }
+
+
+def printable(text: str) -> str:
+    """A section or key name as it may stand in a one-line message (repr() when it holds
+    control characters such as a newline)."""
+    return text if text.isprintable() else repr(text)
 
 
 def _fmt(v) -> str:
     if isinstance(v, str):
         return repr(v)
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{k} = {_fmt(x)}" for k, x in v.items()) + "}"
-    return str(v)
+        return "{" + ", ".join(f"{printable(str(k))} = {_fmt(x)}" for k, x in v.items()) + "}"
+    text = str(v)
+    return text if len(text) <= 80 else text[:60] + f"... ({len(text)} characters)"
 
 
 def _err(where: str, what: str, got) -> ConfigError:
@@ -229,11 +245,16 @@ def _scalar(where: str, typ: str, v):
     if typ == "int":
         if isinstance(v, bool) or not isinstance(v, int):
             raise _err(where, "must be an integer", v)
+        if not -(2**63) <= v < 2**63:  # what numpy, torch and the seed streams can hold
+            raise _err(where, "must be an integer of at most 64 bits (|n| < 2^63)", v)
         return v
     if typ == "float":
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise _err(where, "must be a number", v)
-        v = float(v)
+        try:
+            v = float(v)
+        except OverflowError:  # an integer literal beyond the float range, e.g. 10**400
+            raise _err(where, "must be finite", v) from None
         if not math.isfinite(v):
             raise _err(where, "must be finite", v)
         return v
@@ -269,7 +290,7 @@ def _wall(where: str, v) -> dict:
         raise _err(where, "must be a table {cv, side, at, strength, shape}", v)
     extra = sorted(set(v) - set(WALL_KEYS))
     if extra:
-        raise _err(f"{where}.{extra[0]}", "unknown key; allowed: " + ", ".join(WALL_KEYS), v[extra[0]])
+        raise _err(f"{where}.{printable(extra[0])}", "unknown key; allowed: " + ", ".join(WALL_KEYS), v[extra[0]])
     out = {"shape": "quadratic"} | dict(v)
     for k, t in WALL_KEYS.items():
         if k not in out:
@@ -298,7 +319,7 @@ def parse(text: str, *, kind: str = "run") -> dict:
         raise ConfigError(f"config: not valid TOML: {e} (got {text.splitlines()[0][:40]!r}...)") from None
     unknown = sorted(set(raw) - set(schema))
     if unknown:
-        raise _err(unknown[0], "unknown section; allowed: " + ", ".join(schema), raw[unknown[0]])
+        raise _err(printable(unknown[0]), "unknown section; allowed: " + ", ".join(schema), raw[unknown[0]])
     cfg: dict[str, dict] = {}
     for sec, keys in schema.items():
         given = raw.get(sec, {})
@@ -306,7 +327,7 @@ def parse(text: str, *, kind: str = "run") -> dict:
             raise _err(sec, "must be a table [" + sec + "]", given)
         extra = sorted(set(given) - set(keys))
         if extra:
-            raise _err(f"{sec}.{extra[0]}", "unknown key; allowed: " + ", ".join(keys), given[extra[0]])
+            raise _err(f"{sec}.{printable(extra[0])}", "unknown key; allowed: " + ", ".join(keys), given[extra[0]])
         out = {}
         for name, key in keys.items():
             where = f"{sec}.{name}"
@@ -361,16 +382,24 @@ def _cross_checks(cfg: dict) -> None:
             raise _err("schedule.t_drop", "must be >= schedule.t_rise", sc["t_drop"])
         if sc["t_off"] >= sc["t_drop"]:
             raise _err("schedule.t_off", "must be < schedule.t_drop", sc["t_off"])
+    widths = [(hi - lo) / b for lo, hi, b in zip(ls["lower"], ls["upper"], ls["bins"])]
+    _kernel_checks("landscape", ls["sigma"], ls["cutoff"], ls["bins"])
+    if ls["wall_strength"] is not None:
+        for w in widths:
+            _wall_check("landscape.wall_strength", ls["wall_strength"], w, "quadratic")
+    for i, wall in enumerate(cfg["bias"]["walls"]):
+        _wall_check(f"bias.walls[{i}].strength", wall["strength"], widths[names.index(wall["cv"])], wall["shape"])
+    t0 = ls["initial_temperature"]
+    if t0 is not None and cfg["integrator"]["kT"] / t0 > 1e4:
+        raise _err("landscape.initial_temperature", f"must be >= integrator.kT/1e4 = {cfg['integrator']['kT'] / 1e4:g}"
+                   " (the starting WL force kT/T would exceed 10⁴ times the canonical one)", t0)
+    if kind == "nn":
+        _split_check(cfg["system"])
     out = cfg["output"]
     if out["checkpoint_interval"] % out["report_interval"]:
         raise _err("output.checkpoint_interval", f"must be a multiple of output.report_interval = "
                    f"{out['report_interval']}", out["checkpoint_interval"])
-    if out["checkpoint_interval"] % cfg["run"]["sync_interval"]:
-        raise _err("output.checkpoint_interval", f"must be a multiple of run.sync_interval = "
-                   f"{cfg['run']['sync_interval']}", out["checkpoint_interval"])
-    dev = cfg["run"]["device"]
-    if not (dev == "cpu" or dev == "cuda" or (dev.startswith("cuda:") and dev[5:].isdigit())):
-        raise _err("run.device", "must be cpu, cuda or cuda:N", dev)
+    _device_name("run.device", cfg["run"]["device"])
     eng = cfg["integrator"]["engine"]
     if eng == "compiled":
         why = compiled_obstacle(cfg)
@@ -389,9 +418,63 @@ def _train_checks(cfg: dict) -> None:
     if cfg["system"]["constraint"] == "box" and o["name"] != "wand":
         raise _err("system.constraint", "'box' is WanD's reflective box; adamw and sgd take 'none' or 'norm'",
                    cfg["system"]["constraint"])
-    dev = cfg["train"]["device"]
-    if not (dev == "cpu" or dev == "cuda" or (dev.startswith("cuda:") and dev[5:].isdigit())):
-        raise _err("train.device", "must be cpu, cuda or cuda:N", dev)
+    _device_name("train.device", cfg["train"]["device"])
+    _split_check(cfg["system"])
+    if o["name"] == "wand":
+        width = (o["upper"] - o["lower"]) / o["bins"]
+        _kernel_checks("optimizer", o["sigma"], 4.0, [o["bins"]])
+        _wall_check("optimizer.wall_strength", o["wall_strength"], width, "quadratic")
+        if o["edge_wall_strength"] is not None:
+            _wall_check("optimizer.edge_wall_strength", o["edge_wall_strength"], width, "quadratic")
+
+
+MAX_WALL = 1e6  # kT: a wall's energy one bin beyond its start; stiffer walls cannot be integrated at a sane dt
+
+
+def _kernel_checks(sec: str, sigma: float, cutoff: float, bins) -> None:
+    """The deposit window ±cutoff·σ must reach a bin centre wherever ξ lies (≥ ½ bin) and fit in the grid."""
+    if cutoff * sigma < 0.5:
+        key, val = ("cutoff", cutoff) if sec == "landscape" else ("sigma", sigma)
+        raise _err(f"{sec}.{key}", f"cutoff·sigma = {cutoff * sigma:.3g} bins leaves the deposit window without a bin "
+                   f"centre; it must be >= 0.5 bins", val)
+    for i, b in enumerate(bins):
+        if cutoff * sigma > b:
+            raise _err(f"{sec}.sigma", f"the deposit window cutoff·sigma = {cutoff * sigma:.3g} bins is wider than the "
+                       f"grid's {b} bins" + (f" on axis {i}" if len(bins) > 1 else ""), sigma)
+
+
+def _wall_check(where: str, strength: float, width: float, shape: str) -> None:
+    energy = strength * (width**2 if shape == "quadratic" else width)
+    if energy > MAX_WALL:
+        limit = MAX_WALL / (width**2 if shape == "quadratic" else width)
+        raise _err(where, f"must be <= {limit:.3g} (the wall would rise {energy:.3g} kT one bin of {width:.3g} "
+                   f"beyond its start; at most {MAX_WALL:g})", strength)
+
+
+def _split_check(s: dict) -> None:
+    """The modular task's train/test split must leave both sets non-empty (as ModularTask rounds it)."""
+    n = s["p"] ** 2
+    n_train = int(round(s["train_fraction"] * n))
+    if not 0 < n_train < n:
+        raise _err("system.train_fraction", f"leaves an empty {'train' if n_train == 0 else 'test'} set of the "
+                   f"p² = {n} examples of p = {s['p']}", s["train_fraction"])
+
+
+def _device_name(where: str, dev: str) -> None:
+    if not (dev == "cpu" or dev == "cuda" or (dev.startswith("cuda:") and dev[5:].isdigit() and len(dev) <= 9)):
+        raise _err(where, "must be cpu, cuda or cuda:N (N a device index below 10000)", dev)
+
+
+def check_device(where: str, dev: str) -> None:
+    """The device must exist on this machine (CUDA available, index below the device count)."""
+    import torch
+
+    if dev.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise _err(where, "CUDA is not available on this machine", dev)
+        index = int(dev[5:]) if ":" in dev else 0
+        if index >= torch.cuda.device_count():
+            raise _err(where, f"this machine has {torch.cuda.device_count()} CUDA device(s)", dev)
 
 
 def compiled_obstacle(cfg: dict) -> str | None:
@@ -406,28 +489,42 @@ def compiled_obstacle(cfg: dict) -> str | None:
 
 
 def load(path: str | Path, *, kind: str = "run") -> tuple[dict, str]:
-    """Read and check a config file (``run`` or ``train``); returns (config, text)."""
+    """Read and check a config file (``run`` or ``train``); returns (config, text).  A file that
+    cannot be read as TOML raises :class:`physampler.io.FileError`; a key that is wrong,
+    :class:`ConfigError`."""
+    from .io import FileError, regular_file
+
     p = Path(path)
-    if p.is_dir():
-        raise ConfigError(f"config: is a directory, not a TOML file (got {str(p)!r})")
-    if not p.exists():
-        raise ConfigError(f"config: no such file (got {str(p)!r})")
     try:
-        data = p.read_bytes()
+        data = regular_file(p, "TOML config").read_bytes()
     except OSError as e:
-        raise ConfigError(f"config: cannot be read: {e.strerror} (got {str(p)!r})") from None
+        raise FileError(p, f"cannot be read: {e.strerror}") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        raise ConfigError(f"config: not UTF-8 text, so not TOML (got {len(data)} bytes)") from None
+        raise FileError(p, f"not UTF-8 text, so not a TOML config ({len(data)} bytes)") from None
+    if not text.strip():
+        raise FileError(p, "holds only whitespace, so no config")
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise FileError(p, f"not valid TOML: {e}") from None
     return parse(text, kind=kind), text
 
 
-def diff(a: dict, b: dict, *, ignore=(("run", "steps"), ("output", "directory"), ("run", "device"),
-                                      ("run", "sync_timeout"))) -> list[str]:
-    """Keys (``section.key``) whose values differ between two parsed configs."""
+#: keys a resume may change: they do not change the trajectory
+RESUMABLE_CHANGES = {"run": (("run", "steps"), ("output", "directory"), ("run", "device"), ("run", "sync_timeout"),
+                             ("output", "checkpoint_interval"), ("output", "plot")),
+                     "train": (("train", "steps"), ("output", "directory"), ("train", "device"),
+                               ("output", "checkpoint_interval"), ("output", "plot"))}
+
+
+def diff(a: dict, b: dict, *, kind: str = "run") -> list[str]:
+    """Keys (``section.key``) whose values differ between two parsed configs of ``kind``,
+    except :data:`RESUMABLE_CHANGES`."""
+    ignore = RESUMABLE_CHANGES[kind]
     out = []
-    for sec, keys in SCHEMA.items():
+    for sec, keys in (SCHEMA if kind == "run" else TRAIN_SCHEMA).items():
         for k in keys:
             if (sec, k) in ignore:
                 continue

@@ -129,7 +129,7 @@ class LandscapeSync:
         for i, (cur, ref) in enumerate(pairs):
             buf[i * n : (i + 1) * n] = (cur - ref).reshape(-1)
         buf[-1] = 1.0 if stop else 0.0
-        self._collective(lambda: dist.all_reduce(buf, op=dist.ReduceOp.SUM), step)
+        self.collective(lambda: dist.all_reduce(buf, op=dist.ReduceOp.SUM), step)
         for i, (cur, ref) in enumerate(pairs):
             cur.copy_(ref + buf[i * n : (i + 1) * n].reshape(cur.shape))
             ref.copy_(cur)
@@ -148,13 +148,14 @@ class LandscapeSync:
             self._weights = torch.linspace(1.0, 2.0, ls.S.numel(), dtype=torch.float64, device=ls.S.device)
         mine = torch.stack([ls.S.sum(), (ls.S.reshape(-1) * self._weights).sum(), (ls.H.reshape(-1) * self._weights).sum()])
         parts = [torch.empty_like(mine) for _ in range(self.world.size)]
-        self._collective(lambda: dist.all_gather(parts, mine), step)
+        self.collective(lambda: dist.all_gather(parts, mine), step)
         out = [tuple(p.tolist()) for p in parts]
         if len(set(out)) != 1:
             bad = [r for r, h in enumerate(out) if h != out[0]]
             raise RankFailure(f"step {step}: the landscapes of ranks {bad} differ from rank 0's after the sync")
 
-    def _collective(self, fn, step: int):
+    def collective(self, fn, step: int):
+        """Run the collective ``fn``; a dead or hung rank becomes :class:`RankFailure` naming it."""
         try:
             return fn()
         except RuntimeError as e:

@@ -1,9 +1,17 @@
 """Files: NetCDF landscapes and trajectories (CF-1.10, via xarray + netcdf4) and checkpoints.
 
-Every file is written atomically: to a temporary file in the same directory,
-flushed and fsync'ed, then renamed over the target (and the directory entry
-fsync'ed), so a reader — or a run killed at any instant — sees either the old
-complete file or the new complete file, never a truncated one.
+Every file is written atomically: into a private staging directory created
+(mode 0700, ``mkdtemp``) inside the target's directory, flushed and fsync'ed,
+then renamed over the target (and the directory entry fsync'ed), so a reader —
+or a run killed at any instant — sees either the old complete file or the new
+complete file, never a truncated one.  The temporary file lives where nobody
+else can plant a link, and the rename replaces a link planted at the target
+instead of writing through it.
+
+Reading user-supplied files (checkpoints, landscapes, trajectories) never
+raises a bare library error: anything that cannot be used raises
+:class:`FileError`, printed by the CLI as ``error: <path>: <what is wrong>``
+(exit 2).
 
 ``landscape.nc``
     dimensions named after the CVs (+ ``nv`` = 2 for cell bounds); coordinates at
@@ -25,6 +33,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -35,6 +45,16 @@ from .grid import Axis
 from .landscape import Landscape
 
 CHECKPOINT_FORMAT = 1
+#: prefix of the staging directories of :func:`atomic_write` (left behind only by a SIGKILL)
+STAGING_PREFIX = ".physampler-tmp-"
+
+
+class FileError(ValueError):
+    """A user-supplied file that cannot be used; ``str()`` is ``<path>: <what is wrong>``."""
+
+    def __init__(self, path, what: str):
+        self.path, self.what = str(path), what
+        super().__init__(f"{self.path}: {what}")
 
 
 def _umask() -> int:
@@ -44,25 +64,60 @@ def _umask() -> int:
 
 
 def atomic_write(path: str | Path, writer) -> None:
-    """Call ``writer(tmp_path)`` to write a temporary file, fsync it and rename it to ``path``."""
+    """Call ``writer(tmp_path)`` to write a temporary file, fsync it and rename it to ``path``.
+
+    ``tmp_path`` lies in a fresh 0700 directory next to ``path``: no other process can
+    have planted a link there, whatever the writer opens.  An ``OSError`` (disk full,
+    read-only file system) propagates with the old ``path`` untouched."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        stage = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=path.parent)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
+    tmp = os.path.join(stage, path.name)
     try:
         writer(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
+        fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask(), follow_symlinks=False)
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError as e:  # name the file being written, not the staging copy (or nothing, as fsync does)
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
     finally:
-        os.close(dfd)
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Atomically write ``text`` (UTF-8) to ``path``."""
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def regular_file(path: str | Path, what: str = "file") -> Path:
+    """``path`` if it names a readable regular file (following links: reading through one is
+    harmless), else :class:`FileError`; keeps devices such as /dev/zero and directories out
+    of the readers."""
+    p = Path(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise FileError(p, f"no such {what}") from None
+    except OSError as e:
+        raise FileError(p, f"cannot be read: {e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise FileError(p, f"is a directory, not a {what}")
+    if not stat.S_ISREG(st.st_mode):
+        raise FileError(p, f"is not a regular file, so not a {what}")
+    if st.st_size == 0:
+        raise FileError(p, f"is empty, so not a {what}")
+    return p
 
 
 def _bounds(ax: Axis) -> np.ndarray:
@@ -144,29 +199,79 @@ def write_landscape(path: str | Path, landscape: Landscape, *, attrs: dict | Non
     atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4"))
 
 
-def read_landscape(path: str | Path, *, device=None) -> tuple[Landscape, dict]:
-    """A :class:`Landscape` (with the sampler's S and H, exactly) and the file's global attributes."""
+def _open_netcdf(path, what: str):
+    """The loaded Dataset of a NetCDF file, or :class:`FileError`."""
     import xarray as xr
 
-    with xr.open_dataset(path, engine="netcdf4") as ds:
-        ds.load()
+    p = regular_file(path, what)
+    try:
+        with xr.open_dataset(p, engine="netcdf4") as ds:
+            return ds.load()
+    except Exception as e:  # truncated, not NetCDF, unreadable: the library's reason, in one line
+        reason = " ".join(str(e).split())[:160]
+        raise FileError(p, f"cannot be read as NetCDF, so not a {what} ({type(e).__name__}: {reason})") from None
+
+
+def _float_attr(path, attrs: dict, name: str, *, size: int | None = None) -> list[float]:
+    """A numeric global attribute as floats (``size`` values, or any number ≥ 1)."""
+    try:
+        v = np.atleast_1d(np.asarray(attrs[name], dtype=np.float64)).reshape(-1)
+    except KeyError:
+        raise FileError(path, f"has no global attribute {name!r}, so not a physampler landscape.nc") from None
+    except (TypeError, ValueError):
+        raise FileError(path, f"global attribute {name!r} is not numeric (got {attrs[name]!r:.60})") from None
+    if v.size == 0 or (size is not None and v.size != size) or not np.all(np.isfinite(v)):
+        raise FileError(path, f"global attribute {name!r} must hold {size or 'one or more'} finite numbers "
+                              f"(got {v.tolist()!r:.60})")
+    return v.tolist()
+
+
+def read_landscape(path: str | Path, *, device=None) -> tuple[Landscape, dict]:
+    """A :class:`Landscape` (with the sampler's S and H, exactly) and the file's global
+    attributes; :class:`FileError` for anything that is not a usable physampler landscape."""
+    ds = _open_netcdf(path, "physampler landscape.nc")
+    for v in ("sampling_entropy", "histogram"):
+        if v not in ds.data_vars:
+            raise FileError(path, f"has no variable {v!r}, so not a physampler landscape.nc")
     dims = list(ds["sampling_entropy"].dims)
+    if list(ds["histogram"].dims) != dims or not dims:
+        raise FileError(path, f"variables 'sampling_entropy' and 'histogram' must share the CV dimensions (got "
+                              f"{dims} and {list(ds['histogram'].dims)})")
     axes = []
     for d in dims:
-        b = ds[f"{d}_bounds"].values
-        axes.append(Axis(d, float(b[0, 0]), float(b[-1, 1]), bins=b.shape[0], units=ds[d].attrs.get("units", "1"),
-                         long_name=ds[d].attrs.get("long_name", d)))
+        if f"{d}_bounds" not in ds.variables:
+            raise FileError(path, f"has no cell bounds {d + '_bounds'!r} for the CV axis {d!r}")
+        b = np.asarray(ds[f"{d}_bounds"].values, dtype=np.float64)
+        if b.ndim != 2 or b.shape[1] != 2 or b.shape[0] != ds.sizes[d] or not np.all(np.isfinite(b)):
+            raise FileError(path, f"cell bounds {d + '_bounds'!r} must be [{ds.sizes[d]}, 2] finite numbers")
+        try:
+            axes.append(Axis(d, float(b[0, 0]), float(b[-1, 1]), bins=b.shape[0],
+                             units=str(ds[d].attrs.get("units", "1")), long_name=str(ds[d].attrs.get("long_name", d))))
+        except ValueError as e:
+            raise FileError(path, f"CV axis {d!r}: {e}") from None
     a = ds.attrs
-    ls = Landscape(axes, sigma=[float(x) for x in np.atleast_1d(a["kernel_sigma_bins"])], cutoff=float(a["kernel_cutoff"]),
-                   edge=str(a["kernel_edge"]), out_of_range=str(a["out_of_range"]),
-                   wall_strength=[float(x) for x in np.atleast_1d(a["wall_strength"])], device=device)
-    ls.S.copy_(torch.from_numpy(ds["sampling_entropy"].values))
-    ls.H.copy_(torch.from_numpy(ds["histogram"].values))
+    sigma = _float_attr(path, a, "kernel_sigma_bins")
+    cutoff = _float_attr(path, a, "kernel_cutoff", size=1)[0]
+    walls = _float_attr(path, a, "wall_strength")
+    try:
+        ls = Landscape(axes, sigma=sigma if len(sigma) > 1 else sigma[0], cutoff=cutoff, edge=str(a.get("kernel_edge")),
+                       out_of_range=str(a.get("out_of_range")), wall_strength=walls if len(walls) > 1 else walls[0],
+                       device=device)
+    except ValueError as e:
+        raise FileError(path, f"kernel or edge attributes: {e}") from None
+    for v, t in (("sampling_entropy", ls.S), ("histogram", ls.H)):
+        x = np.asarray(ds[v].values, dtype=np.float64)
+        if v == "histogram" and not (np.all(np.isfinite(x)) and np.all(x >= 0)):
+            raise FileError(path, "variable 'histogram' must hold finite counts >= 0")
+        t.copy_(torch.from_numpy(x))
+    if not bool(torch.isfinite(ls.S).all()):
+        raise FileError(path, "variable 'sampling_entropy' holds NaN or Inf")
     for v in ds.data_vars:
-        if v.startswith("sum_"):
+        if v.startswith("sum_") and f"count_{v[4:]}" in ds.data_vars:
             name = v[4:]
-            ls.observable_sums[name] = torch.from_numpy(ds[v].values.copy()).to(ls.device)
-            ls.observable_counts[name] = torch.from_numpy(ds[f"count_{name}"].values.copy()).to(ls.device)
+            ls.observable_sums[name] = torch.from_numpy(np.asarray(ds[v].values, dtype=np.float64).copy()).to(ls.device)
+            ls.observable_counts[name] = torch.from_numpy(
+                np.asarray(ds[f"count_{name}"].values, dtype=np.float64).copy()).to(ls.device)
     return ls, dict(a)
 
 
@@ -192,11 +297,15 @@ def write_trajectory(path: str | Path, steps: np.ndarray, values: np.ndarray, na
                                                 unlimited_dims=["time"]))
 
 
-def read_trajectory(path: str | Path):
-    import xarray as xr
-
-    with xr.open_dataset(path, engine="netcdf4") as ds:
-        return ds.load()
+def read_trajectory(path: str | Path, names=None):
+    """The Dataset of a trajectory.nc (or a training history.nc); :class:`FileError` when it cannot
+    be read or lacks the ``step`` coordinate or one of the variables ``names``."""
+    ds = _open_netcdf(path, "physampler trajectory")
+    missing = [n for n in ["step", *(names or [])] if n not in ds.variables]
+    if missing:
+        raise FileError(path, f"has no variable {missing[0]!r} (a physampler trajectory.nc or history.nc has "
+                              f"'step' and one variable per CV)")
+    return ds
 
 
 def save_checkpoint(path: str | Path, payload: dict) -> None:
@@ -205,12 +314,19 @@ def save_checkpoint(path: str | Path, payload: dict) -> None:
     atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
-def load_checkpoint(path: str | Path) -> dict:
-    """Read a checkpoint with ``weights_only=True`` (no pickled code runs)."""
+def load_checkpoint(path: str | Path, *, keys=()) -> dict:
+    """Read a checkpoint with ``weights_only=True`` (no pickled code runs); :class:`FileError`
+    when it is not a physampler checkpoint or lacks one of ``keys``."""
+    p = regular_file(path, "physampler checkpoint")
     try:
-        out = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a foreign or damaged file: say so in one line
-        raise ValueError(f"checkpoint: cannot be read as a physampler checkpoint ({type(e).__name__}) (got {str(path)!r})") from None
+        out = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # a foreign, damaged or malicious file: say so in one line
+        kind = "refused: it holds pickled objects other than tensors" if "weights_only" in str(e) else \
+            f"cannot be read ({type(e).__name__})"
+        raise FileError(p, f"not a physampler checkpoint: {kind}") from None
     if not isinstance(out, dict) or out.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"checkpoint: not a physampler checkpoint of format {CHECKPOINT_FORMAT} (got {str(path)!r})")
+        raise FileError(p, f"not a physampler checkpoint of format {CHECKPOINT_FORMAT}")
+    missing = [k for k in keys if k not in out]
+    if missing:
+        raise FileError(p, f"incomplete checkpoint: no {missing[0]!r} entry")
     return out

@@ -29,13 +29,18 @@ from .biases import LinearWall, QuadraticWall
 from .cvs import CVSet, FunctionCV, PotentialEnergy
 from .grid import Axis
 from .integrators import WLMD, WLMDState
-from .io import load_checkpoint, read_trajectory, save_checkpoint, write_landscape, write_trajectory
+from .io import FileError, load_checkpoint, read_trajectory, save_checkpoint, write_landscape, write_text, write_trajectory
 from .landscape import Landscape
+from .outdir import JobError, OutputDirectory
 from .rng import WalkerRNG
 from .runner import Runner
 from .schedules import make_schedule
 
-OUTPUTS = ("landscape.nc", "trajectory.nc", "checkpoint.pt", "landscape.png", "config.toml")
+OUTPUTS = ("landscape.nc", "trajectory.nc", "checkpoint.pt", "landscape.png", "config.toml", "manifest.json",
+           "checkpoints")
+#: entries every run checkpoint holds (:func:`_state_payload`)
+CHECKPOINT_KEYS = ("config", "step", "positions", "velocities", "accel", "cv", "rng", "landscape",
+                   "trajectory_records")
 
 DEFAULT_CONFIG = """\
 # physampler's built-in default job: the entropy S(U) of the 13-atom Lennard-Jones
@@ -88,10 +93,6 @@ report_interval = 5000
 checkpoint_interval = 250000
 temperatures = [0.20, 0.22, 0.24, 0.26, 0.28, 0.30, 0.32, 0.34, 0.36, 0.38, 0.40, 0.42, 0.44]
 """
-
-
-class JobError(Exception):
-    """A problem with the job's inputs or output directory; printed as one line, exit 2."""
 
 
 @dataclass
@@ -152,7 +153,7 @@ def build(cfg: dict, text: str, *, walkers_total: int | None = None) -> Job:
     sc = dict(cfg["schedule"])
     kind = sc.pop("kind")
     if kind == "inverse_time":
-        schedule = make_schedule(kind, F=sc["F"], t_wl=sc["t_wl"] or max(1.0, cfg["run"]["steps"] / 8))
+        schedule = make_schedule(kind, F=sc["F"], t_wl=resolved_t_wl(cfg))
     elif kind == "three_stage":
         schedule = make_schedule(kind, F=sc["F"], t_rise=sc["t_rise"], t_drop=sc["t_drop"], t_off=sc["t_off"])
     else:
@@ -166,6 +167,23 @@ def build(cfg: dict, text: str, *, walkers_total: int | None = None) -> Job:
 
         integrator = CompiledWLMD(wlmd)
     return Job(cfg, text, system, cvs, land, wlmd, integrator, dev, dtype)
+
+
+def resolved_t_wl(cfg: dict) -> float:
+    """t_WL of an ``inverse_time`` schedule: ``schedule.t_wl``, or run.steps/8.  The checkpoint
+    stores the value a run started with and a resume keeps it (:func:`_with_t_wl`), so "resume
+    with more steps" equals the longer run started with that t_WL set explicitly."""
+    t = cfg["schedule"]["t_wl"]
+    return float(t) if t is not None else max(1.0, cfg["run"]["steps"] / 8)
+
+
+def preflight(cfg: dict, kind: str = "run") -> float:
+    """Checks that need the machine but allocate nothing: the device exists and the job's
+    estimated memory fits (:mod:`physampler.resources`); returns the estimate in bytes."""
+    from .resources import guard
+
+    C.check_device(f"{kind}.device", cfg[kind]["device"])
+    return guard(cfg, kind)
 
 
 def _physical_cvs(cfg: dict, system) -> CVSet:
@@ -226,35 +244,6 @@ class _Stop:
         self.signal = signum
 
 
-def prepare_directory(out: Path, *, resume: bool, overwrite: bool, outputs=OUTPUTS) -> bool:
-    """Check/create the output directory; returns True when a checkpoint is there to resume.
-
-    ``--overwrite`` removes only ``outputs`` (physampler's own files)."""
-    if out.exists() and not out.is_dir():
-        raise JobError(f"output.directory: exists and is not a directory (got {str(out)!r})")
-    has_ckpt = (out / "checkpoint.pt").exists()
-    ours = [p for p in outputs if (out / p).exists()]
-    if out.exists() and any(out.iterdir()) and not resume:
-        if not overwrite:
-            raise JobError(f"output.directory: exists and is not empty; pass --overwrite to replace it or --resume to "
-                           f"continue it (got {str(out)!r})")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".physampler-write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise JobError(f"output.directory: cannot be written: {e.strerror} (got {str(out)!r})") from None
-    for p in out.iterdir():  # temporary files of writes cut short by SIGKILL
-        if p.name.startswith(tuple(f".{o}." for o in outputs)) and p.name.endswith(".tmp"):
-            p.unlink()
-    if overwrite and not resume:
-        for p in ours:
-            (out / p).unlink()
-        return False
-    return resume and has_ckpt
-
-
 def _state_payload(job: Job, state: WLMDState, records: int) -> dict:
     rng = state.rng.state_dict()
     return {
@@ -267,17 +256,46 @@ def _state_payload(job: Job, state: WLMDState, records: int) -> dict:
         "rng": rng,
         "landscape": job.landscape.state_dict(),
         "trajectory_records": records,
+        "t_wl": float(getattr(job.wlmd.schedule, "t_wl", 0.0)),
     }
 
 
-def _restore(job: Job, ck: dict, rng: WalkerRNG, *, landscape: bool = True) -> tuple[WLMDState, int]:
-    rng.load_state_dict(ck["rng"])
-    if landscape:
-        job.landscape.load_state_dict(ck["landscape"])
-    d = dict(device=job.device)
-    state = WLMDState(ck["positions"].to(**d), ck["velocities"].to(**d), ck["accel"].to(**d), ck["cv"].to(**d),
-                      int(ck["step"]), rng)
-    return state, int(ck["trajectory_records"])
+def _tensor(path, ck: dict, key: str, shape: tuple) -> torch.Tensor:
+    t = ck[key]
+    if not isinstance(t, torch.Tensor) or not t.dtype.is_floating_point or tuple(t.shape) != tuple(shape):
+        got = f"{list(t.shape)} {t.dtype}" if isinstance(t, torch.Tensor) else type(t).__name__
+        raise FileError(path, f"checkpoint entry {key!r} must be a float tensor of shape {list(shape)} for this job "
+                              f"(got {got})")
+    if not bool(torch.isfinite(t).all()):
+        raise FileError(path, f"checkpoint entry {key!r} holds NaN or Inf")
+    return t
+
+
+def _count(path, ck: dict, key: str) -> int:
+    v = ck[key]
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise FileError(path, f"checkpoint entry {key!r} must be an integer >= 0 (got {v!r:.40})")
+    return v
+
+
+def _restore(job: Job, ck: dict, rng: WalkerRNG, path, *, landscape: bool = True) -> tuple[WLMDState, int]:
+    """The state of a checkpoint ``ck`` read from ``path``, checked against this job first:
+    :class:`FileError` for anything that does not fit (shapes, counts, RNG, landscape)."""
+    w = len(rng)
+    step, records = _count(path, ck, "step"), _count(path, ck, "trajectory_records")
+    q, v, a = (_tensor(path, ck, k, (w, *job.system.shape)) for k in ("positions", "velocities", "accel"))
+    cv = _tensor(path, ck, "cv", (w, len(job.cvs.names)))
+    for part, load, key in (("random streams", rng.load_state_dict, "rng"),
+                            ("landscape", job.landscape.load_state_dict if landscape else None, "landscape")):
+        if load is None:
+            continue
+        try:
+            load(ck[key])
+        except (KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as e:
+            raise FileError(path, f"checkpoint's {part} do not fit this job ({type(e).__name__}: {e})") from None
+    d = dict(device=job.device, dtype=job.dtype)
+    state = WLMDState(q.to(**d), v.to(**d), a.to(**d), cv.to(job.device), step, rng)
+    return state, records
 
 
 def _advance(job: Job, state: WLMDState, n: int) -> WLMDState:
@@ -339,12 +357,20 @@ class _Results:
         self.values: list[np.ndarray] = []
 
     def restore(self, records: int) -> None:
-        """Keep the first ``records`` records of an existing trajectory.nc (those the checkpoint saw)."""
-        if records and (self.out / "trajectory.nc").exists():
-            tr = read_trajectory(self.out / "trajectory.nc")
-            k = min(records, tr.sizes["time"])
-            self.steps = [int(x) for x in tr["step"].values[:k]]
-            self.values = [np.stack([tr[n].values[i] for n in self.job.cvs.names], axis=-1) for i in range(k)]
+        """Keep the first ``records`` records of the trajectory.nc (those the checkpoint saw); a
+        missing, damaged or shorter file is a :class:`FileError`, never a silent loss of records."""
+        if not records:
+            return
+        path = self.out / "trajectory.nc"
+        if not path.exists():
+            raise FileError(path, f"missing: the checkpoint expects its first {records} records; restore the file or "
+                                  "start a new run")
+        tr = read_trajectory(path, self.job.cvs.names)
+        if tr.sizes["time"] < records or tr.sizes.get("walker") != len(self.walkers):
+            raise FileError(path, f"holds {tr.sizes['time']} records of {tr.sizes.get('walker')} walkers; the "
+                                  f"checkpoint expects at least {records} of {len(self.walkers)}")
+        self.steps = [int(x) for x in tr["step"].values[:records]]
+        self.values = [np.stack([tr[n].values[i] for n in self.job.cvs.names], axis=-1) for i in range(records)]
 
     def record(self, step: int, cv: torch.Tensor) -> None:
         self.steps.append(step)
@@ -359,6 +385,8 @@ class _Results:
         attrs = {"config": self.text, "seed": cfg["run"]["seed"], "walkers": len(self.walkers), "steps_done": step,
                  "f_wl_final": float(job.wlmd.schedule(step)), "flatness_min_max": list(job.landscape.flatness()),
                  "complete": int(final)} | dict(extra or {})
+        if cfg["schedule"]["kind"] == "inverse_time":
+            attrs["schedule_t_wl"] = float(job.wlmd.schedule.t_wl)
         if cfg["output"]["temperatures"]:
             attrs["temperatures"] = cfg["output"]["temperatures"]
         write_landscape(self.out / "landscape.nc", job.landscape, attrs=attrs)
@@ -372,9 +400,42 @@ class _Results:
             f"{', '.join(p for p in OUTPUTS if (self.out / p).exists())} in {self.out}")
 
 
-def _catch_signals():
+def catch_signals():
+    """Install the stop-flag handler for SIGINT/SIGTERM; returns (flag, previous handlers)."""
     stop = _Stop()
     return stop, {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+
+
+def open_job(cfg: dict, text: str, out: Path, *, resume: bool, overwrite: bool):
+    """Everything a single-process run checks before it writes: the machine (:func:`preflight`),
+    the output directory (locked), the checkpoint's readability and config, then the objects.
+    Returns ``(job, outdir, checkpoint dict or None)``; nothing has been written yet."""
+    preflight(cfg)
+    outdir = OutputDirectory(out, resume=resume, overwrite=overwrite, outputs=OUTPUTS, checkpoint="checkpoint.pt")
+    outdir.open()
+    try:
+        ck = None
+        if resume:
+            ck = load_checkpoint(out / "checkpoint.pt", keys=CHECKPOINT_KEYS)
+            check_resume_config(cfg, ck["config"], out / "checkpoint.pt")
+            cfg = _with_t_wl(cfg, ck)
+        job = build(cfg, text)
+    except BaseException:
+        outdir.abandon()
+        raise
+    return job, outdir, ck
+
+
+def _with_t_wl(cfg: dict, ck: dict) -> dict:
+    """``cfg`` with the t_WL the checkpoint ran with (see :func:`resolved_t_wl`)."""
+    if cfg["schedule"]["kind"] != "inverse_time" or cfg["schedule"]["t_wl"] is not None:
+        return cfg
+    if "t_wl" not in ck:  # written before t_wl was stored: it ran with its own config's run.steps / 8
+        return cfg | {"schedule": cfg["schedule"] | {"t_wl": resolved_t_wl(C.parse(ck["config"]))}}
+    t = ck["t_wl"]
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not (math.isfinite(t) and t > 0):
+        raise JobError(f"--resume: the checkpoint's t_wl must be a number > 0 (got {t!r:.40})")
+    return cfg | {"schedule": cfg["schedule"] | {"t_wl": float(t)}}
 
 
 def run(cfg: dict, text: str, out: Path, *, resume: bool = False, overwrite: bool = False,
@@ -382,38 +443,41 @@ def run(cfg: dict, text: str, out: Path, *, resume: bool = False, overwrite: boo
     """Run (or resume) the job; returns the process exit status (0, or 130/143 when interrupted).
     Under torchrun (WORLD_SIZE > 1) the walkers of all ranks share the landscape: :func:`run_distributed`."""
     from .distributed import world_from_env
-    from .io import atomic_write
 
     if world_from_env() is not None:
         return run_distributed(cfg, text, out, resume=resume, overwrite=overwrite, progress=progress, log=log)
+    job, outdir, ck = open_job(cfg, text, out, resume=resume, overwrite=overwrite)
+    try:
+        return _run_local(job, out, outdir, ck, progress=progress, log=log)
+    finally:
+        outdir.abandon()  # leaves a refused directory as it was found; after the first write, only unlocks
 
-    job = build(cfg, text)  # before touching the disk: a bad config writes nothing
-    resuming = prepare_directory(out, resume=resume, overwrite=overwrite)
-    ck = None
-    if resuming:
-        ck = load_checkpoint(out / "checkpoint.pt")
-        check_resume_config(cfg, ck["config"])
 
-    atomic_write(out / "config.toml", lambda tmp: Path(tmp).write_text(text))
+def _run_local(job: Job, out: Path, outdir: OutputDirectory, ck: dict | None, *, progress: bool, log) -> int:
+    cfg, text = job.cfg, job.text
     total = cfg["run"]["steps"]
     rep = cfg["output"]["report_interval"]
     ckpt = cfg["output"]["checkpoint_interval"]
     walkers = list(range(cfg["run"]["walkers"]))
     res = _Results(job, text, out, walkers)
+    rng = WalkerRNG(cfg["run"]["seed"], walkers, device=job.device)
     if ck is not None:
-        state, records = _restore(job, ck, WalkerRNG(cfg["run"]["seed"], walkers, device=job.device))
+        state, records = _restore(job, ck, rng, out / "checkpoint.pt")
+        if state.step > total:
+            raise JobError(f"run.steps: the checkpoint is already at step {state.step} (got {total})")
         res.restore(records)
-        log(f"resuming {out} at step {state.step} of {total}")
     else:
-        state = job.integrator.init(initial_positions(job), WalkerRNG(cfg["run"]["seed"], walkers, device=job.device))
-    if state.step > total:
-        raise JobError(f"run.steps: the checkpoint is already at step {state.step} (got {total})")
+        state = job.integrator.init(initial_positions(job), rng)
+    outdir.commit()  # every input checked: only now are old outputs replaced
+    write_text(out / "config.toml", text)
 
     def write_all(final: bool):
         res.write(state.step, final)
         save_checkpoint(out / "checkpoint.pt", _state_payload(job, state, len(res.steps)))
 
-    stop, old = _catch_signals()
+    stop, old = catch_signals()  # before the start line: a signal after it always ends with a checkpoint
+    log(f"resuming at step {state.step} of {total} in {out}" if ck is not None
+        else f"starting {total} steps x {len(walkers)} walkers in {out}")
     bar = Progress(total, state.step, progress)
     try:
         while state.step < total:
@@ -445,42 +509,134 @@ def run_distributed(cfg: dict, text: str, out: Path, *, resume: bool = False, ov
 
     Checkpoints: every rank writes ``checkpoints/step-N/rank-r.pt`` (its walkers and streams), rank 0
     also ``checkpoints/step-N/landscape.pt``, then — after a barrier, last — ``manifest.json`` naming
-    the complete set; older sets are removed after that.  Outputs are written by rank 0 only.
+    the complete set with each file's SHA-256; older sets are removed after that.  ``--resume``
+    continues the manifest's set after rank 0 has checked every file against it (present, same
+    checksum, same step, one landscape).  Outputs are written by rank 0 only, which holds the
+    output directory's lock.
     """
-    import json
-
     from . import distributed as D
-    from .io import atomic_write
 
     rank, size = D.world_from_env()
     W = cfg["run"]["walkers"]
+    if cfg["output"]["checkpoint_interval"] % cfg["run"]["sync_interval"]:
+        raise C.ConfigError(f"output.checkpoint_interval: must be a multiple of run.sync_interval = "
+                            f"{cfg['run']['sync_interval']} under torchrun (got {cfg['output']['checkpoint_interval']})")
     if cfg["run"]["device"].startswith("cuda") and torch.cuda.is_available():
         # one GPU per local rank; "cuda" then means this rank's GPU
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
-    job = build(cfg, text, walkers_total=W * size)
-    world = D.init(job.device, cfg["run"]["sync_timeout"])
-    sync = D.LandscapeSync(job.landscape, world)
+    preflight(cfg)
+    world = None
+    outdir = OutputDirectory(out, resume=resume, overwrite=overwrite, outputs=OUTPUTS, checkpoint="manifest.json")
+    try:
+        # Rank 0 checks and locks the directory and the manifest's files; every rank learns the outcome.
+        msg = [None, None, None]  # (error kind, error args) or (None, manifest, resume extras)
+        if rank == 0:
+            try:
+                if resume and not (out / "manifest.json").exists() and (out / "checkpoint.pt").exists():
+                    raise JobError(f"--resume: {out} holds a single-process checkpoint; resume it without torchrun")
+                outdir.open()
+                manifest = verify_manifest(out, size) if resume else None
+                lck = None
+                if manifest is not None:
+                    lck = load_checkpoint(out / manifest["directory"] / "landscape.pt",
+                                          keys=("config", "step", "landscape", "trajectory_records"))
+                    check_resume_config(cfg, lck["config"], out / manifest["directory"] / "landscape.pt")
+                    lck = {k: lck[k] for k in ("config", "t_wl") if k in lck}
+                msg = [None, manifest, lck]
+            except FileError as e:
+                msg = ["FileError", (e.path, e.what), None]
+            except (JobError, C.ConfigError) as e:
+                msg = [type(e).__name__, (str(e),), None]
+            except OSError as e:
+                msg = ["JobError", (f"output.directory: {e.strerror} (got {str(out)!r})",), None]
+        world = _init_world(cfg)
+        box = [msg]
+        torch.distributed.broadcast_object_list(box, src=0)
+        kind, manifest, extra = box[0]
+        if kind is not None:
+            raise {"FileError": FileError, "ConfigError": C.ConfigError, "JobError": JobError}[kind](*manifest)
+        job = build(cfg if manifest is None else _with_t_wl(cfg, extra), text, walkers_total=W * size)
+        return _run_ranks(job, world, out, outdir, manifest, progress=progress, log=log)
+    finally:
+        outdir.abandon()
+        if world is not None and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
-    # Rank 0 checks the directory; every rank learns the outcome (or the error) from it.
-    msg = [None, None]
-    if world.is_root:
-        try:
-            resuming = prepare_directory(out, resume=resume, overwrite=overwrite)
-            manifest = json.loads((out / "manifest.json").read_text()) if resuming and (out / "manifest.json").exists() else None
-            if resume and manifest is None and (out / "checkpoint.pt").exists():
-                raise JobError(f"--resume: {out} holds a single-process checkpoint; resume it without torchrun")
-            if manifest is not None and manifest["world_size"] != size:
-                raise JobError(f"--resume: the checkpoint was written by {manifest['world_size']} ranks; resume with "
-                               f"the same number (got {size})")
-            msg = [None, manifest]
-        except (JobError, OSError) as e:
-            msg = [str(e), None]
-    dist_obj = [msg]
-    torch.distributed.broadcast_object_list(dist_obj, src=0)
-    err, manifest = dist_obj[0]
-    if err:
-        torch.distributed.destroy_process_group()
-        raise JobError(err)
+
+def _init_world(cfg: dict):
+    from . import distributed as D
+
+    return D.init(torch.device(cfg["run"]["device"]), cfg["run"]["sync_timeout"])
+
+
+def verify_manifest(out: Path, size: int) -> dict:
+    """The manifest of a distributed checkpoint after checking every file it names: present, a
+    readable checkpoint with the recorded SHA-256 and the manifest's step, one rank file per rank,
+    and one landscape (the ranks' fingerprints equal the landscape file's).  :class:`FileError`
+    (or :class:`JobError` for a different number of ranks) otherwise."""
+    import hashlib
+    import json
+
+    from .distributed import landscape_hash
+    from .io import regular_file
+
+    path = out / "manifest.json"
+    try:
+        man = json.loads(regular_file(path, "manifest").read_text(encoding="utf-8"))
+        step, world, directory, files = (man["step"], man["world_size"], man["directory"], man["files"])
+        if not (isinstance(step, int) and step >= 0 and isinstance(world, int) and world >= 1
+                and isinstance(directory, str) and isinstance(files, dict)):
+            raise ValueError
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise FileError(path, "not a physampler manifest: JSON with step, world_size, directory and files "
+                              "{name: sha256}") from None
+    if world != size:
+        raise JobError(f"--resume: the checkpoint was written by {world} ranks; resume with the same number "
+                       f"(got {size})")
+    base = (out / directory).resolve()
+    if base.parent != (out / "checkpoints").resolve():
+        raise FileError(path, f"directory must name a set under checkpoints/ (got {directory!r})")
+    want = {"landscape.pt"} | {f"rank-{r}.pt" for r in range(size)}
+    if set(files) != want:
+        raise FileError(path, f"files must be {sorted(want)} (got {sorted(files)})")
+    land = None
+    hashes = set()
+    for name, digest in sorted(files.items()):
+        f = regular_file(base / name, "checkpoint named by the manifest")
+        if hashlib.sha256(f.read_bytes()).hexdigest() != digest:
+            raise FileError(f, "its SHA-256 differs from the one manifest.json records: the checkpoint set is damaged")
+        ck = load_checkpoint(f, keys=("step", "config"))
+        if ck["step"] != step:
+            raise FileError(f, f"holds step {ck['step']!r:.20}, the manifest step {step}")
+        if name == "landscape.pt":
+            land = ck
+        else:
+            hashes.add(ck.get("landscape_hash"))
+    from .landscape import Landscape
+
+    try:
+        names = list(land["landscape"]["names"])
+        ls = Landscape([Axis(n, float(lo), float(hi), bins=int(b)) for n, lo, hi, b in
+                        zip(names, land["landscape"]["lower"], land["landscape"]["upper"], land["landscape"]["bins"])])
+        ls.load_state_dict(land["landscape"])
+    except (KeyError, ValueError, TypeError, RuntimeError) as e:
+        raise FileError(base / "landscape.pt", f"landscape state cannot be read ({type(e).__name__}: {e})") from None
+    if hashes != {landscape_hash(ls)}:
+        raise FileError(base / "landscape.pt", "the rank files' landscape fingerprints differ from this landscape")
+    return man
+
+
+def _run_ranks(job: Job, world, out: Path, outdir: OutputDirectory, manifest: dict | None, *, progress: bool,
+               log) -> int:
+    import hashlib
+    import json
+
+    from . import distributed as D
+
+    cfg, text = job.cfg, job.text
+    rank, size = world.rank, world.size
+    W = cfg["run"]["walkers"]
+    sync = D.LandscapeSync(job.landscape, world)
     total = cfg["run"]["steps"]
     rep, ckpt, K = cfg["output"]["report_interval"], cfg["output"]["checkpoint_interval"], cfg["run"]["sync_interval"]
     rng = WalkerRNG(cfg["run"]["seed"], range(W), rank=rank, device=job.device)
@@ -488,23 +644,25 @@ def run_distributed(cfg: dict, text: str, out: Path, *, resume: bool = False, ov
     if manifest is not None:
         base = out / manifest["directory"]
         lck = load_checkpoint(base / "landscape.pt")
-        check_resume_config(cfg, lck["config"])
         job.landscape.load_state_dict(lck["landscape"])
-        state, _ = _restore(job, load_checkpoint(base / f"rank-{rank}.pt"), rng, landscape=False)
+        state, _ = _restore(job, load_checkpoint(base / f"rank-{rank}.pt"), rng, base / f"rank-{rank}.pt",
+                            landscape=False)
         sync.reset()
         if res is not None:
             res.restore(int(lck["trajectory_records"]))
-            log(f"resuming {out} at step {state.step} of {total} on {size} ranks")
     else:
-        if world.is_root:
-            atomic_write(out / "config.toml", lambda tmp: Path(tmp).write_text(text))
         q0 = initial_positions(job, W * size)[rank * W : (rank + 1) * W]
         state = job.integrator.init(q0, rng)
+    if world.is_root:
+        outdir.commit()
+        write_text(out / "config.toml", text)
+        log(f"resuming at step {state.step} of {total} in {out} on {size} ranks" if manifest is not None
+            else f"starting {total} steps x {W * size} walkers in {out} on {size} ranks")
 
     def gather_cv():
         cv = state.cv.detach().contiguous()
         parts = [torch.empty_like(cv) for _ in range(size)]
-        sync._collective(lambda: torch.distributed.all_gather(parts, cv), state.step)
+        sync.collective(lambda: torch.distributed.all_gather(parts, cv), state.step)
         return torch.cat(parts).cpu()
 
     def checkpoint(final: bool):
@@ -514,24 +672,28 @@ def run_distributed(cfg: dict, text: str, out: Path, *, resume: bool = False, ov
         payload.pop("landscape")
         payload["landscape_hash"] = D.landscape_hash(job.landscape)
         save_checkpoint(d / f"rank-{rank}.pt", payload)
+        digests = [None] * size
+        mine = hashlib.sha256((d / f"rank-{rank}.pt").read_bytes()).hexdigest()
+        sync.collective(lambda: torch.distributed.all_gather_object(digests, mine), state.step)
         if world.is_root:
             save_checkpoint(d / "landscape.pt", {"config": text, "step": state.step,
                                                   "landscape": job.landscape.state_dict(),
-                                                  "trajectory_records": len(res.steps)})
+                                                  "trajectory_records": len(res.steps),
+                                                  "t_wl": payload["t_wl"]})
             res.write(state.step, final, extra={"ranks": size, "walkers_per_rank": W})
-        sync._collective(torch.distributed.barrier, state.step)
-        if world.is_root:
+            files = {f"rank-{r}.pt": digests[r] for r in range(size)}
+            files["landscape.pt"] = hashlib.sha256((d / "landscape.pt").read_bytes()).hexdigest()
             man = {"step": state.step, "world_size": size, "directory": f"checkpoints/step-{state.step}",
-                   "files": ["landscape.pt"] + [f"rank-{r}.pt" for r in range(size)]}
-            atomic_write(out / "manifest.json", lambda tmp: Path(tmp).write_text(json.dumps(man, indent=1)))
+                   "files": files}
+            write_text(out / "manifest.json", json.dumps(man, indent=1))
             for old in (out / "checkpoints").iterdir():
                 if old.name != d.name:
                     for f in old.iterdir():
                         f.unlink()
                     old.rmdir()
-        sync._collective(torch.distributed.barrier, state.step)
+        sync.collective(torch.distributed.barrier, state.step)
 
-    stop, old = _catch_signals()
+    stop, old = catch_signals()
     bar = Progress(total, state.step, progress and world.is_root)
     try:
         while state.step < total:
@@ -541,8 +703,7 @@ def run_distributed(cfg: dict, text: str, out: Path, *, resume: bool = False, ov
             if state.step % K == 0 or state.step == total:
                 stop_all = sync.sync(state.step, stop.signal is not None)
                 # The acceleration must come from the merged S, as if all walkers shared one process.
-                xi, vjp = job.wlmd.cvs.value_and_vjp(state.positions)
-                state.accel = job.wlmd._accel(state.positions, xi, vjp, state.step)
+                state = job.wlmd.refresh(state)
             if state.step % rep == 0 or state.step == total:
                 cvs = gather_cv()
                 if res is not None:
@@ -564,18 +725,19 @@ def run_distributed(cfg: dict, text: str, out: Path, *, resume: bool = False, ov
     if world.is_root:
         log(f"landscape syncs: {sync.syncs}, {sync.comm_seconds:.3f} s in communication on rank 0")
         res.finish(state.step, log)
-    torch.distributed.destroy_process_group()
     return 0
 
 
-def check_resume_config(cfg: dict, checkpoint_text: str) -> None:
-    """Refuse to resume under a config that differs from the checkpoint's (run.steps may grow;
-    output.directory and run.device may change)."""
+def check_resume_config(cfg: dict, checkpoint_text, path, *, kind: str = "run") -> None:
+    """Refuse to resume under a config that differs from the checkpoint's in a key that changes
+    the trajectory (see :func:`physampler.config.diff` for the keys that may change)."""
+    if not isinstance(checkpoint_text, str):
+        raise FileError(path, "checkpoint entry 'config' must be the config text")
     try:
-        old = C.parse(checkpoint_text)
+        old = C.parse(checkpoint_text, kind=kind)
     except C.ConfigError as e:
-        raise JobError(f"--resume: the checkpoint's own config no longer parses: {e}") from None
-    keys = C.diff(cfg, old)
+        raise FileError(path, f"the checkpoint's own config no longer parses: {e}") from None
+    keys = C.diff(cfg, old, kind=kind)
     if keys:
         raise JobError(f"--resume: the config differs from the checkpoint's in {', '.join(keys)}; run it in a new "
                        f"directory or restore the original config (got {len(keys)} differing keys)")

@@ -257,6 +257,15 @@ class Landscape:
         mine = ([a.name for a in self.grid.axes], [a.lower for a in self.grid.axes], [a.upper for a in self.grid.axes], list(self.grid.shape))
         if (names, lower, upper, bins) != mine:
             raise ValueError(f"landscape state: grid differs (got names={names}, lower={lower}, upper={upper}, bins={bins})")
+        for key in ("entropy", "histogram"):
+            t = state[key]
+            if not isinstance(t, torch.Tensor) or tuple(t.shape) != tuple(self.S.shape):
+                got = list(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+                raise ValueError(f"landscape state: {key} must be a tensor of shape {list(self.S.shape)} (got {got})")
+        for group in ("observable_sums", "observable_counts"):
+            for k, t in state.get(group, {}).items():
+                if not isinstance(t, torch.Tensor) or tuple(t.shape) != tuple(self.S.shape):
+                    raise ValueError(f"landscape state: {group}[{k!r}] must be a tensor of shape {list(self.S.shape)}")
         self.S.copy_(state["entropy"].to(self.device, torch.float64))
         self.H.copy_(state["histogram"].to(self.device, torch.float64))
         self.observable_sums = {k: v.to(self.device, torch.float64).clone() for k, v in state.get("observable_sums", {}).items()}

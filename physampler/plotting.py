@@ -36,19 +36,22 @@ def plot_landscape(path: str | Path, out_png: str | Path, *, trajectory: str | P
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import xarray as xr
 
-    from .io import atomic_write
+    from .io import FileError, atomic_write, read_landscape, read_trajectory
 
-    with xr.open_dataset(path, engine="netcdf4") as ds:
-        ds.load()
-    s = ds["entropy"]
-    dims = list(s.dims)
-    label = {d: f"{ds[d].attrs.get('long_name', d)} [{ds[d].attrs.get('units', '1')}]" for d in dims}
+    # Drawn from the sampler's own S and H (checked by read_landscape), not from the exported copy.
+    ls, attrs = read_landscape(path)
+    if not bool(ls.visited().any()):
+        raise FileError(path, "no bin was visited, so there is no landscape to draw")
+    sv_all = ls.shifted().numpy()
+    dims = ls.grid.names
+    axes_by_name = {a.name: a for a in ls.grid.axes}
+    centres = {a.name: a.centres().numpy() for a in ls.grid.axes}
+    label = {a.name: f"{a.long_name} [{a.units}]" for a in ls.grid.axes}
     if len(dims) == 1:
         d = dims[0]
-        u, sv = ds[d].values, s.values
-        energy = is_energy_axis(d, ds[d].attrs.get("units", ""))
+        u, sv = centres[d], sv_all
+        energy = is_energy_axis(d, axes_by_name[d].units)
         fig, axes = plt.subplots(1, 2 if energy else 1, figsize=(10 if energy else 5.5, 4), squeeze=False)
         ax = axes[0, 0]
         ax.plot(u, sv, lw=1.2)
@@ -57,8 +60,13 @@ def plot_landscape(path: str | Path, out_png: str | Path, *, trajectory: str | P
         ax.set_title("entropy landscape")
         if energy:
             if temperatures is None:
-                temperatures = ds.attrs.get("temperatures")
-            temps = np.atleast_1d(np.asarray(temperatures, dtype=float)) if temperatures is not None else None
+                temperatures = attrs.get("temperatures")
+            try:
+                temps = np.atleast_1d(np.asarray(temperatures, dtype=float)) if temperatures is not None else None
+            except (TypeError, ValueError):  # a hand-edited attribute: fall back to the default range
+                temps = None
+            if temps is not None:
+                temps = temps[np.isfinite(temps) & (temps > 0)]
             if temps is None or temps.size < 2:
                 temps = default_temperatures(u, sv)
             else:
@@ -69,20 +77,20 @@ def plot_landscape(path: str | Path, out_png: str | Path, *, trajectory: str | P
             axes[0, 1].set_ylabel("C_V,conf / k_B")
             axes[0, 1].set_title("heat capacity (configurational)")
     elif len(dims) == 2:
-        x, y = ds[dims[0]].values, ds[dims[1]].values
+        x, y = centres[dims[0]], centres[dims[1]]
         fig, ax = plt.subplots(figsize=(6.5, 4.5))
-        m = ax.pcolormesh(x, y, s.values.T, shading="nearest", cmap="viridis")
+        m = ax.pcolormesh(x, y, sv_all.T, shading="nearest", cmap="viridis")
         fig.colorbar(m, ax=ax, label="S − min S")
-        curves = equilibrium_curves(x, y, s.values)
+        curves = equilibrium_curves(x, y, sv_all)
         ax.plot(curves.x, curves.argmax, "w-", lw=1.5, label="max-entropy y*(x)")
         ax.plot(curves.x, curves.mean, "r--", lw=1.2, label="entropy-weighted mean")
-        if trajectory is not None and Path(trajectory).exists():
-            with xr.open_dataset(trajectory, engine="netcdf4") as tr:
-                if dims[0] in tr and dims[1] in tr and tr.sizes.get("time", 0):
-                    # a sampler trajectory (walker 0) or a training history (e.g. AdamW, [P1] Fig. 1)
-                    who = tr.attrs.get("label", "walker 0")
-                    ax.plot(tr[dims[0]].values[:, 0], tr[dims[1]].values[:, 0], "k.-", ms=2, lw=0.5, alpha=0.7,
-                            label=who)
+        if trajectory is not None:
+            # a sampler trajectory (walker 0) or a training history (e.g. AdamW, [P1] Fig. 1)
+            tr = read_trajectory(trajectory, dims)
+            if tr[dims[0]].ndim != 2 or not tr.sizes.get("time", 0):
+                raise FileError(trajectory, f"holds no records of {dims[0]} and {dims[1]} over (time, walker)")
+            ax.plot(tr[dims[0]].values[:, 0], tr[dims[1]].values[:, 0], "k.-", ms=2, lw=0.5, alpha=0.7,
+                    label=str(tr.attrs.get("label", "walker 0")))
         ax.set_xlabel(label[dims[0]])
         ax.set_ylabel(label[dims[1]])
         ax.legend(loc="best", fontsize=8)
@@ -114,21 +122,21 @@ def plot_training(paths, out_png: str | Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import xarray as xr
 
-    from .io import atomic_write
+    from .io import FileError, atomic_write, read_trajectory
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for i, path in enumerate(paths):
-        with xr.open_dataset(path, engine="netcdf4") as ds:
-            ds.load()
-        label = ds.attrs.get("label", Path(path).parent.name or Path(path).stem)
+        ds = read_trajectory(path, ("train_accuracy", "test_accuracy", "weight_norm"))
+        if ds["train_accuracy"].ndim != 2:
+            raise FileError(path, "training history variables must be over (time, walker)")
+        label = str(ds.attrs.get("label", Path(path).parent.name or Path(path).stem))
         color = f"C{i}"
         step = ds["step"].values
         tr, te, norm = (ds[v].values[:, 0] for v in ("train_accuracy", "test_accuracy", "weight_norm"))
         axes[0].plot(step, tr, "--", color=color, lw=1, label=f"{label} train")
         axes[0].plot(step, te, "-", color=color, lw=1.4, label=f"{label} test")
-        for t, mark in ((int(ds.attrs.get("t_fit", -1)), "|"), (int(ds.attrs.get("t_gen", -1)), "v")):
+        for t, mark in ((_int_attr(ds.attrs, "t_fit"), "|"), (_int_attr(ds.attrs, "t_gen"), "v")):
             if t >= 0:
                 axes[0].plot([t], [1.02], mark, color=color, ms=8)
         axes[1].plot(step, norm, color=color, lw=1.4, label=label)
@@ -151,3 +159,12 @@ def plot_training(paths, out_png: str | Path) -> Path:
     atomic_write(out_png, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
     return out_png
+
+
+def _int_attr(attrs: dict, name: str) -> int:
+    """An integer attribute of a history, −1 when missing or not an integer."""
+    try:
+        v = np.asarray(attrs.get(name, -1)).reshape(-1)
+        return int(v[0]) if v.size == 1 else -1
+    except (TypeError, ValueError, OverflowError):
+        return -1

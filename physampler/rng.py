@@ -133,9 +133,16 @@ class WalkerRNG:
                 "rng state: seed/rank/walkers differ from this generator's "
                 f"(got seed={int(state['seed'])}, rank={int(state['rank'])}, {len(walkers)} walkers)"
             )
-        for g, s in zip(self.generators, state["states"]):
+        states = state["states"]
+        if not isinstance(states, torch.Tensor) or states.dtype != torch.uint8 or states.shape[0] != len(walkers):
+            raise ValueError(f"rng state: 'states' must be a uint8 tensor with one row per walker ({len(walkers)})")
+        for g, s in zip(self.generators, states):
             g.set_state(s.clone())
         self._reset_buffer()
         if "buffer" in state:
-            buf = state["buffer"].to(self.device)
+            buf = state["buffer"]
+            if not isinstance(buf, torch.Tensor) or buf.dim() < 2 or buf.shape[0] != len(walkers) \
+                    or not buf.dtype.is_floating_point:
+                raise ValueError(f"rng state: 'buffer' must be a float tensor [walkers = {len(walkers)}, n, ...]")
+            buf = buf.to(self.device)
             self._buf, self._key, self._pos = buf, (tuple(buf.shape[2:]), buf.dtype), 0

@@ -1,4 +1,4 @@
-"""Shared small job configs for the job and distributed tests (a 6-D harmonic well, torch path)."""
+"""Shared small configs of the tests: a 6-D harmonic well job (torch path) and a p = 7 training run."""
 
 
 def harmonic_config(*, steps: int, walkers: int, report: int, checkpoint: int, sync_interval: int = 100,
@@ -35,3 +35,43 @@ report_interval = {report}
 checkpoint_interval = {checkpoint}
 plot = false
 """
+
+
+def train_config(*, name: str, lr: float, steps: int, system: str = "", optimizer: str = "", train: str = "",
+                 output: str = "") -> str:
+    """A tiny transformer (p = 7, d_model 8) trained full-batch; extra lines go into each section."""
+    return f"""
+[system]
+p = 7
+train_fraction = 0.6
+d_model = 8
+heads = 2
+d_head = 4
+d_mlp = 16
+{system}
+
+[optimizer]
+name = "{name}"
+lr = {lr}
+{optimizer}
+
+[train]
+steps = {steps}
+{train}
+
+[output]
+{output}
+"""
+
+
+#: WanD on a short ln L grid with the low-loss wall, for the tiny training runs
+WAND = 'wall_at = 0.0\nlower = -6.0\nupper = 3.0\nbins = 180'
+
+
+def train_text_of(optimizer="wand", steps=200, checkpoint=50, system="", p=7) -> str:
+    lr = 1e-3 if optimizer == "wand" else 3e-3
+    opt = WAND if optimizer == "wand" else "weight_decay = 1.0"
+    return train_config(name=optimizer, lr=lr, steps=steps, system=system, optimizer=opt, train="record_interval = 10",
+                      output=f"checkpoint_interval = {checkpoint}\nplot = false").replace("p = 7", f"p = {p}")
+
+

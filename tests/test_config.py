@@ -103,18 +103,23 @@ BAD = [
     ("bool", edit("output.plot", '"yes"'), "output.plot"),
     ("float for int", edit("run.seed", "1.5"), "run.seed"),
     ("section not a table", GOOD.replace("[run]\nsteps = 200\nwalkers = 2\n", "") + "\nrun = 5\n", "run"),
-    ("not TOML", "[system\nkind = ", "config"),
-    ("empty file", "", "config"),
+    ("not TOML", "[system\nkind = ", "job.toml: not valid TOML"),
+    ("empty file", "", "job.toml: is empty"),
     ("initial_temperature without energy", edit("cvs.names", '["x0"]') .replace("[landscape]", "[landscape]\ninitial_temperature = 1.0"),
      "landscape.initial_temperature"),
 ]
 
 
 def check_one_line(capsys, code, field):
+    """A key that is wrong: ``config error: <section.key>: ... (got ...)``; a file that cannot be
+    used: ``error: <path>: <what is wrong>``; either way one line, exit 2."""
     err = capsys.readouterr().err
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in err, err
+    if lines[0].startswith("error: "):
+        assert field in lines[0] and ": " in lines[0][7:], lines[0]
+        return
     assert lines[0].startswith("config error: ") and field in lines[0], lines[0]
     assert "(got " in lines[0]
 
@@ -133,9 +138,9 @@ def test_bad_config_one_line_exit_2_writes_nothing(tmp_path, capsys, name, text,
 def test_bad_files_and_directories(tmp_path, capsys):
     binary = tmp_path / "bin.toml"
     binary.write_bytes(bytes(range(256)))
-    check_one_line(capsys, cli.main(["run", str(binary), "--out", str(tmp_path / "o")]), "config")
-    check_one_line(capsys, cli.main(["run", str(tmp_path), "--out", str(tmp_path / "o")]), "config")
-    check_one_line(capsys, cli.main(["run", str(tmp_path / "missing.toml")]), "config")
+    check_one_line(capsys, cli.main(["run", str(binary), "--out", str(tmp_path / "o")]), "bin.toml: not UTF-8")
+    check_one_line(capsys, cli.main(["run", str(tmp_path), "--out", str(tmp_path / "o")]), "is a directory")
+    check_one_line(capsys, cli.main(["run", str(tmp_path / "missing.toml")]), "missing.toml: no such")
     good = tmp_path / "good.toml"
     good.write_text(GOOD)
     blocker = tmp_path / "a_file"

@@ -125,9 +125,35 @@ def test_killed_rank_stops_the_other_and_resume_matches(tmp_path):
     assert 0 < man["step"] < 8000
     for f in man["files"]:
         load_checkpoint(out / man["directory"] / f)  # the named set is complete and readable
-    finish(launch_ranks(cfg, out, extra=("--resume",)))
+    outs = finish(launch_ranks(cfg, out, extra=("--resume",)))
+    # it really continues the manifest's set (a restart from step 0 would also end bitwise equal)
+    assert f"resuming at step {man['step']} of 8000" in outs[0][1], outs[0][1]
     with xr.open_dataset(ref / "landscape.nc") as a, xr.open_dataset(out / "landscape.nc") as b:
         for v in ("sampling_entropy", "histogram"):
             assert a[v].values.tobytes() == b[v].values.tobytes()
     with xr.open_dataset(ref / "trajectory.nc") as a, xr.open_dataset(out / "trajectory.nc") as b:
         assert np.array_equal(a["energy"].values, b["energy"].values)
+
+
+@pytest.mark.parametrize("damage, what", [("garbage", "SHA-256 differs"), ("missing", "no such"),
+                                          ("manifest", "not a physampler manifest")])
+def test_distributed_resume_refuses_a_damaged_checkpoint_set(tmp_path, damage, what):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(harmonic_config(steps=200, walkers=2, report=50, checkpoint=100, sync_interval=50, sync_timeout=20.0))
+    out = tmp_path / "out"
+    finish(launch_ranks(cfg, out))
+    man = json.loads((out / "manifest.json").read_text())
+    rank1 = out / man["directory"] / "rank-1.pt"
+    if damage == "garbage":
+        rank1.write_bytes(rank1.read_bytes() + b"garbage")
+    elif damage == "missing":
+        rank1.unlink()
+    else:
+        (out / "manifest.json").write_text("{not json")
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    procs = launch_ranks(cfg, out, extra=("--resume", "--steps", "400"))
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        lines = err.strip().splitlines()
+        assert p.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and what in lines[0], err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

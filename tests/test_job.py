@@ -162,6 +162,11 @@ def test_sigterm_writes_checkpoint_and_resume_equals_uninterrupted(tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_is_bitwise_identical(tmp_path):
+    """Each launch waits for the run's start line, then is killed after a random delay; a directory
+    with a checkpoint is continued with --resume, one killed before its first checkpoint is
+    restarted with --overwrite (--resume refuses a directory without a checkpoint)."""
+    from _procs import Child
+
     cfg = tmp_path / "h.toml"
     cfg.write_text(harmonic_config(steps=40000, walkers=8, report=50, checkpoint=100))
     ref = tmp_path / "ref"
@@ -169,15 +174,26 @@ def test_sigkill_at_random_moments_then_resume_is_bitwise_identical(tmp_path):
     out = tmp_path / "killed"
     rnd = random.Random(20261123)
     kills, attempts = 0, 0
+
+    def mode():
+        if (out / "checkpoint.pt").exists():
+            return ["--resume"]
+        return ["--overwrite"] if out.exists() else []
+
     while kills < 5 and attempts < 30:
         attempts += 1
-        p = launch(cfg, out, "--resume")
-        time.sleep(rnd.uniform(1.5, 4.0))
-        if p.poll() is not None:  # finished (or failed) before the kill
-            assert p.returncode == 0, p.stderr.read()
+        p = Child("run", cfg, "--out", out, "--quiet", *mode())
+        if not p.wait_for(f" in {out}"):  # the start line: "starting ... in DIR" or "resuming at step N ... in DIR"
+            code, lines = p.finish()
+            assert code == 0, lines
             break
-        os.kill(p.pid, signal.SIGKILL)
-        p.wait()
+        time.sleep(rnd.uniform(0.0, 2.5))  # a random moment of the run; any moment must be survivable
+        if p.poll() is not None:  # finished (or failed) before the kill
+            code, lines = p.finish()
+            assert code == 0, lines
+            break
+        os.kill(p.proc.pid, signal.SIGKILL)
+        p.finish()
         kills += 1
         # Whatever the moment, every file present is complete and readable.
         if (out / "checkpoint.pt").exists():
@@ -186,10 +202,10 @@ def test_sigkill_at_random_moments_then_resume_is_bitwise_identical(tmp_path):
             if (out / f).exists():
                 xr.open_dataset(out / f).close()
     assert kills >= 5, f"only {kills} kills landed mid-run"
-    p = launch(cfg, out, "--resume")
-    _, err = p.communicate(timeout=300)
-    assert p.returncode == 0, err
-    assert not [f for f in os.listdir(out) if f.endswith(".tmp")]  # temp files of killed writes are cleared
+    p = Child("run", cfg, "--out", out, "--quiet", *mode())
+    code, lines = p.finish()
+    assert code == 0, lines
+    assert not [f for f in os.listdir(out) if f.endswith(".tmp") or f.startswith(".physampler-tmp-")]
     same_landscape_files(ref / "landscape.nc", out / "landscape.nc")
     with xr.open_dataset(ref / "trajectory.nc") as a, xr.open_dataset(out / "trajectory.nc") as b:
         assert np.array_equal(a["energy"].values, b["energy"].values)

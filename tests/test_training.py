@@ -13,33 +13,13 @@ from physampler import config as C
 from physampler.adapters.training import Trainer, grokking_times
 from physampler.io import write_landscape
 
+from _configs import train_config
+
 ROOT = Path(__file__).resolve().parents[1]
 
-SMALL = """
-[system]
-p = 7
-train_fraction = 0.6
-d_model = 8
-heads = 2
-d_head = 4
-d_mlp = 16
-{system}
-
-[optimizer]
-name = "{name}"
-lr = {lr}
-{optimizer}
-
-[train]
-steps = {steps}
-
-[output]
-directory = "{out}"
-"""
-
-
 def small(tmp_path, name="adamw", lr=3e-3, steps=40, system="", optimizer="", out="run"):
-    text = SMALL.format(name=name, lr=lr, steps=steps, system=system, optimizer=optimizer, out=tmp_path / out)
+    text = train_config(name=name, lr=lr, steps=steps, system=system, optimizer=optimizer,
+                        output=f'directory = "{tmp_path / out}"')
     path = tmp_path / f"{out}.toml"
     path.write_text(text)
     return path
@@ -244,14 +224,20 @@ def test_sigint_stops_training_and_writes_what_was_recorded(tmp_path):
     import signal
     import time
 
+    from _procs import Child
+
     cfg = small(tmp_path, steps=10_000_000)
-    proc = subprocess.Popen([sys.executable, "-m", "physampler", "train", str(cfg), "--quiet"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(8)  # imports, model, a few hundred steps
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    with xr.open_dataset(tmp_path / "run" / "history.nc", engine="netcdf4") as ds:
+    cfg.write_text(cfg.read_text().replace("[output]", "[output]\ncheckpoint_interval = 20"))
+    out = tmp_path / "run"
+    proc = Child("train", cfg, "--quiet")
+    assert proc.wait_for(f" in {out}")  # the child's start line
+    t_end = time.monotonic() + 300
+    while not (out / "checkpoint.pt").exists() and time.monotonic() < t_end:  # its first checkpoint: steps done
+        time.sleep(0.05)
+    proc.signal(signal.SIGINT)
+    code, lines = proc.finish(timeout=120)
+    assert code == 130, lines
+    with xr.open_dataset(out / "history.nc", engine="netcdf4") as ds:
         n = ds.sizes["time"]
         assert n > 1 and int(ds["step"].values[-1]) == n - 1
-    assert torch.load(tmp_path / "run" / "model.pt", weights_only=True)["step"] == n - 1
+    assert torch.load(out / "model.pt", weights_only=True)["step"] == n - 1

@@ -120,6 +120,12 @@ class WLMD:
         check_finite("force", a, step)
         return a
 
+    def refresh(self, state: WLMDState) -> WLMDState:
+        """``state`` with its acceleration recomputed under the current S (after the landscape was
+        changed from outside, e.g. merged across ranks), positions and CVs unchanged."""
+        xi, vjp = self.cvs.value_and_vjp(state.positions)
+        return replace(state, accel=self._accel(state.positions, xi, vjp, state.step))
+
     # ------------------------------------------------------------- init/step
     def init(self, positions: torch.Tensor, rng: WalkerRNG, velocities: torch.Tensor | None = None) -> WLMDState:
         """Initial state; velocities default to Maxwell–Boltzmann N(0, kT/m).
