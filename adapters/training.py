@@ -255,7 +255,8 @@ def run_training(cfg: dict, text: str, out, *, resume: bool = False, overwrite: 
     from pathlib import Path
 
     from ..io import FileError, load_checkpoint, save_checkpoint, write_text
-    from ..job import Progress, catch_signals, check_resume_config, preflight
+    from ..job import catch_signals, check_resume_config, preflight
+    from ..progress import Progress
     from ..outdir import OutputDirectory
 
     out = Path(out)
@@ -317,9 +318,10 @@ def run_training(cfg: dict, text: str, out, *, resume: bool = False, overwrite: 
         log(f"{signal.Signals(stop.signal).name} at step {trainer.step_count}: checkpoint written to "
             f"{out / 'checkpoint.pt'}; continue with --resume")
         return 128 + stop.signal
-    t_fit, t_gen = trainer.history.times
+    t_fit, t_gen = (("not reached" if t is None else t) for t in trainer.history.times)
+    delay = "—" if trainer.history.delay is None else trainer.history.delay
     last = trainer.history.values[-1]
-    log(f"{label}: {trainer.step_count} steps; t_fit {t_fit}, t_gen {t_gen}, delay {trainer.history.delay}; "
+    log(f"{label}: {trainer.step_count} steps; t_fit {t_fit}, t_gen {t_gen}, delay {delay}; "
         f"final train acc {last[2]:.3f}, test acc {last[3]:.3f}, |θ| {trainer.initial_norm:.1f} → {last[6]:.1f}; "
         f"wrote {', '.join(p for p in TRAIN_OUTPUTS if (out / p).exists())} in {out}")
     return 0

@@ -21,6 +21,8 @@ _EXPORTS = {
     ".cvs": ("CV", "CVSet", "FunctionCV", "PotentialEnergy"),
     ".faults": ("NumericalFault", "OutOfGridError"),
     ".grid": ("Axis", "Grid"),
+    ".io": ("FileError", "load_checkpoint", "read_landscape", "read_trajectory", "save_checkpoint", "write_landscape",
+            "write_trajectory"),
     ".integrators": ("BAOAB", "WLMD", "VelocityVerlet", "integrator_class"),
     ".landscape": ("Landscape",),
     ".reporters": ("CVTimeSeries", "EnergySeries", "LandscapeSnapshots"),

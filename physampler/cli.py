@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="run a validation against exact results")
     vs = v.add_subparsers(dest="target", required=True, parser_class=_Parser)
     h = vs.add_parser("harmonic", help="WLMD on N-dim harmonic wells vs S(U) = (N/2 - 1) ln U + c")
-    from .validation import HARMONIC_CASES
+    from .validation_cases import HARMONIC_CASES
 
     h.add_argument("--dims", type=int, nargs="+", default=sorted(HARMONIC_CASES), choices=sorted(HARMONIC_CASES),
                    metavar="N", help="wells to run (allowed: %(choices)s; default: all)")
@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--walkers", type=_positive_int, default=256, help="walkers sharing the landscape (default %(default)s)")
     h.add_argument("--seed", type=_non_negative_int, default=2026, help="run seed (default %(default)s)")
     h.add_argument("--device", default="cpu", help="torch device (default %(default)s)")
-    from .validation_lj import LJ_CASES
+    from .validation_cases import LJ_CASES
 
     for name, case in LJ_CASES.items():
         c = vs.add_parser(name, help=f"WLMD S(U) of LJ{case.n} in a sphere R_c = {case.radius}: global minimum, "
@@ -99,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true", help="replace the outputs of an existing directory")
     r.add_argument("--quiet", action="store_true", help="no progress output")
     r.add_argument("--print-default-config", action="store_true", help="print the built-in default config and exit")
+    ck = sub.add_parser("check", help="check a run or train config: validate it, estimate its memory and run time, "
+                                      "print the resolved config; writes nothing")
+    ck.add_argument("config", nargs="?", help="run or train config (TOML); omitted: the built-in default job")
+    ck.add_argument("--out", help="output directory to check (default: output.directory)")
+    ck.add_argument("--steps", type=_positive_int, help="steps (overrides run.steps / train.steps)")
+    ck.add_argument("--device", help="cpu | cuda | cuda:N (overrides run.device / train.device)")
+    ck.add_argument("--probe-seconds", type=float, default=1.0, help="wall time of the timed probe (default %(default)s)")
     t = sub.add_parser("train", help="full-batch training (adamw | sgd | wand) of a modular-arithmetic model")
     t.add_argument("config", help="train config (TOML: [system] [optimizer] [train] [output])")
     t.add_argument("--out", help="output directory (overrides output.directory)")
@@ -115,8 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--trajectory", help="trajectory.nc or a training history.nc to overlay on a 2-D landscape")
     inf = sub.add_parser("info", help="grid, steps, walkers, final f_WL, flatness and provenance of a landscape.nc")
     inf.add_argument("landscape", help="landscape.nc")
-    an = sub.add_parser("analyze", help="canonical table <U>, C_V(T) of a 1-D energy landscape, as CSV")
-    an.add_argument("landscape", help="landscape.nc")
+    an = sub.add_parser("analyze", help="canonical table <U>, C_V(T) of a 1-D energy landscape, as CSV; several "
+                                        "replica landscapes of one system: mean and standard error")
+    an.add_argument("landscape", nargs="+", help="landscape.nc (one, or independent replicas of one job)")
     an.add_argument("--temperatures", required=True, nargs="+", type=_temperature, metavar="T",
                     help="temperatures, or one range LO:HI:N")
     an.add_argument("--kinetic-dof", type=_non_negative_int, default=0,
@@ -368,6 +376,97 @@ def _train(args) -> int:
     return _job_errors(go, lambda: where.get("out"))
 
 
+def _probe(cfg: dict, text: str, kind: str, seconds: float) -> tuple[int, float]:
+    """(steps, seconds) of a timed probe of the job in memory, after one warm-up chunk (numba
+    compilation, torch's first-call costs); doubles the chunk until it lasts ``seconds``."""
+    import time
+
+    if kind == "train":
+        from .adapters.training import Trainer
+
+        trainer = Trainer(cfg)
+        trainer.step()
+
+        def advance(n):
+            for _ in range(n):
+                trainer.step()
+    else:
+        from .job import _advance, build, initial_positions
+        from .rng import WalkerRNG
+
+        job = build(cfg, text)
+        box = [job.integrator.init(initial_positions(job), WalkerRNG(cfg["run"]["seed"], cfg["run"]["walkers"],
+                                                                       device=job.device))]
+
+        def advance(n):
+            box[0] = _advance(job, box[0], n)
+        advance(1)
+    n = 1
+    while True:
+        t0 = time.perf_counter()
+        advance(n)
+        dt = time.perf_counter() - t0
+        if dt >= seconds or n >= 1 << 20:
+            return n, dt
+        n = min(n * 2 if dt < seconds / 8 else max(n + 1, int(n * seconds / max(dt, 1e-9))), 1 << 20)
+
+
+def _check(args) -> int:
+    """``physampler check``: what ``run`` / ``train`` would do with this config, without doing it."""
+    from pathlib import Path
+
+    from . import config as C
+    from .io import regular_file
+    from .job import DEFAULT_CONFIG, preflight
+    from .resources import format_bytes, available_memory
+
+    def go():
+        if args.config is None:
+            text, kind = DEFAULT_CONFIG, "run"
+            cfg = C.parse(text)
+        else:
+            kind = C.kind_of(regular_file(args.config, "TOML config").read_text(encoding="utf-8", errors="replace"))
+            cfg, text = C.load(args.config, kind=kind)
+        sec = "run" if kind == "run" else "train"
+        if args.steps is not None:
+            cfg[sec]["steps"] = args.steps
+        if args.device is not None:
+            cfg[sec]["device"] = args.device
+        (C._cross_checks if kind == "run" else C._train_checks)(cfg)
+        need = preflight(cfg, sec)
+        total = cfg[sec]["steps"]
+        what = (f"{cfg['system']['kind']}, {cfg['run']['walkers']} walkers x {total} steps" if kind == "run"
+                else f"{cfg['optimizer']['name']} training of the {cfg['system']['model']}, {total} steps")
+        print(f"config      {args.config or '(built-in default)'}: {kind} config, {what}")
+        print(f"memory      estimated {format_bytes(need)} of {format_bytes(available_memory(cfg[sec]['device']))} "
+              f"available on {cfg[sec]['device']}")
+        import torch
+
+        n, dt = _probe(cfg, text, kind, args.probe_seconds)
+        rate = n / dt
+        print(f"time        about {_duration(total / rate)} at {rate:.4g} steps/s (a probe of {n} steps, "
+              f"{torch.get_num_threads()} torch threads)")
+        out = Path(args.out or cfg["output"]["directory"])
+        ckpt = out / ("checkpoint.pt" if kind == "train" or not os.environ.get("WORLD_SIZE") else "manifest.json")
+        state = ("does not exist: run creates it" if not out.exists() else
+                 "holds a checkpoint: --resume continues it" if ckpt.exists() else
+                 "exists: run needs --overwrite (or is refused)" if any(out.iterdir()) else "exists and is empty")
+        print(f"output      {out} {state}")
+        print("resolved config (every default filled in):")
+        print(C.dumps(cfg, kind=kind), end="")
+        return 0
+
+    return _job_errors(go, lambda: None)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def _output_path(path: str):
     """``-o``: a file to write, in a directory that exists."""
     from pathlib import Path
@@ -446,23 +545,35 @@ def _info(args) -> int:
     return 0
 
 
+CSV_COLUMNS = ("T", "mean_energy", "mean_energy_error", "energy_variance", "heat_capacity", "heat_capacity_error",
+               "log_z", "truncation", "contained")
+
+
 def _analyze(args) -> int:
+    """CSV of the canonical estimates (:func:`physampler.analysis.canonical_replicas`): errors are
+    standard errors over the replica files (empty for one file); ``truncation`` is the estimated
+    fraction of the canonical variance beyond the sampled range and ``contained`` (1/0) whether
+    it is at most 0.02 — a row with contained = 0 is biased by the grid's edges."""
     import csv
     import io as _io
 
-    from .analysis import canonical
+    from .analysis import canonical_replicas
     from .io import FileError, read_landscape, write_text
     from .plotting import is_energy_axis
 
     try:
         out = _output_path(args.output) if args.output else None
-        ls, _ = read_landscape(args.landscape)
-        if ls.grid.ndim != 1 or not is_energy_axis(ls.grid.axes[0].name, ls.grid.axes[0].units):
-            raise ValueError(f"landscape: analyze needs a 1-D landscape over an energy CV (got axes {ls.grid.names})")
-        if not bool(ls.visited().any()):
-            raise FileError(args.landscape, "no bin was visited, so there is no entropy to analyse")
+        pairs = []
+        for path in args.landscape:
+            ls, _ = read_landscape(path)
+            if ls.grid.ndim != 1 or not is_energy_axis(ls.grid.axes[0].name, ls.grid.axes[0].units):
+                raise ValueError(f"landscape: analyze needs 1-D landscapes over an energy CV (got axes {ls.grid.names}"
+                                 f" in {path!r})")
+            if not bool(ls.visited().any()):
+                raise FileError(path, "no bin was visited, so there is no entropy to analyse")
+            pairs.append((ls.grid.axes[0].centres(), ls.shifted()))
         temps = [t for group in args.temperatures for t in group]
-        c = canonical(ls.grid.axes[0].centres(), ls.shifted(), temps, kinetic_dof=args.kinetic_dof)
+        c, se = canonical_replicas(pairs, temps, kinetic_dof=args.kinetic_dof)
     except FileError as e:
         _say("error: ", e)
         return 2
@@ -471,9 +582,12 @@ def _analyze(args) -> int:
         return 2
     buf = _io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["T", "mean_energy", "energy_variance", "heat_capacity", "log_z"])
-    for row in zip(c.temperature, c.mean_energy, c.energy_variance, c.heat_capacity, c.log_z):
-        w.writerow([f"{x:.10g}" for x in row])
+    w.writerow(CSV_COLUMNS)
+    for i, t in enumerate(c.temperature):
+        err = (lambda f: "" if se is None else f"{getattr(se, f)[i]:.10g}")
+        w.writerow([f"{t:.10g}", f"{c.mean_energy[i]:.10g}", err("mean_energy"), f"{c.energy_variance[i]:.10g}",
+                    f"{c.heat_capacity[i]:.10g}", err("heat_capacity"), f"{c.log_z[i]:.10g}",
+                    f"{c.truncation[i]:.4g}", int(c.contained[i])])
     if out is None:
         sys.stdout.write(buf.getvalue())
     else:
@@ -508,6 +622,8 @@ def _main(argv=None) -> int:
         return _plot(args)
     if args.command == "train":
         return _train(args)
+    if args.command == "check":
+        return _check(args)
     if args.command == "info":
         return _info(args)
     if args.command == "analyze":

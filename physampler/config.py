@@ -533,6 +533,42 @@ def diff(a: dict, b: dict, *, kind: str = "run") -> list[str]:
     return out
 
 
+def _toml(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        import json
+
+        return json.dumps(v, ensure_ascii=False)  # a JSON string is a TOML basic string
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {_toml(x)}" for k, x in v.items()) + "}"
+    return "[" + ", ".join(_toml(x) for x in v) + "]"
+
+
+def dumps(cfg: dict, *, kind: str = "run") -> str:
+    """The parsed config ``cfg`` as TOML with every default filled in (keys whose default is
+    "unset" as comments); ``parse(dumps(cfg)) == cfg``."""
+    lines = []
+    for sec, keys in (SCHEMA if kind == "run" else TRAIN_SCHEMA).items():
+        lines.append(f"[{sec}]")
+        for k in keys:
+            v = cfg[sec][k]
+            lines.append(f"# {k}: unset ({keys[k].doc})" if v is None else f"{k} = {_toml(v)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def kind_of(text: str) -> str:
+    """``train`` for a text with an [optimizer] or [train] section, else ``run``."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return "run"
+    return "train" if ("optimizer" in raw or "train" in raw) else "run"
+
+
 def markdown(schema: dict | None = None) -> str:
     """The key reference of docs/config.md, generated from :data:`SCHEMA` (or :data:`TRAIN_SCHEMA`)."""
     lines = []

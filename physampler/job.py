@@ -3,7 +3,8 @@
 The loop advances in chunks that end on multiples of ``output.report_interval``
 (global step numbers), so an interrupted and resumed run cuts its work at the
 same steps as an uninterrupted one.  At every ``checkpoint_interval``, on
-SIGINT/SIGTERM (after the current chunk) and at the end it writes, each
+SIGINT/SIGTERM (after the current step on the torch path, the current chunk on
+the compiled one) and at the end it writes, each
 atomically and in this order: ``trajectory.nc``, ``landscape.nc``,
 ``checkpoint.pt``.  The checkpoint holds the whole state — positions,
 velocities, accelerations, CVs, step, every walker's RNG state and unused
@@ -16,8 +17,6 @@ from __future__ import annotations
 import math
 import os
 import signal
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from .io import FileError, load_checkpoint, read_trajectory, save_checkpoint, wr
 from .landscape import Landscape
 from .outdir import JobError, OutputDirectory
 from .rng import WalkerRNG
+from .progress import Progress
 from .runner import Runner
 from .schedules import make_schedule
 
@@ -298,54 +298,12 @@ def _restore(job: Job, ck: dict, rng: WalkerRNG, path, *, landscape: bool = True
     return state, records
 
 
-def _advance(job: Job, state: WLMDState, n: int) -> WLMDState:
+def _advance(job: Job, state: WLMDState, n: int, stop=None) -> WLMDState:
+    """``n`` steps; the torch path stops early once ``stop()`` is true (a compiled block of one
+    report interval takes milliseconds and always completes)."""
     if hasattr(job.integrator, "run"):  # compiled block loop
         return job.integrator.run(state, n)[0]
-    return Runner(job.integrator, state).run(n)
-
-
-class Progress:
-    """tqdm bar on a terminal; plain log lines (every 5 % or 30 s) otherwise."""
-
-    def __init__(self, total: int, start: int, enabled: bool = True, stream=None):
-        self.stream = stream or sys.stderr
-        self.total, self.last_step, self.t0 = total, start, time.perf_counter()
-        self.start = start
-        self.last_log = self.t0
-        self.bar = None
-        self.enabled = enabled
-        if enabled and self.stream.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=start, unit="step", file=self.stream, dynamic_ncols=True,
-                            smoothing=0.1)
-
-    def update(self, step: int, f_wl: float | None = None, cv: torch.Tensor | None = None, *, text: str = "") -> None:
-        """Advance to ``step``; the status shows f_WL and the CV range, or ``text``."""
-        if not self.enabled:
-            return
-        if cv is not None:
-            lo = cv.min(dim=0).values.tolist()
-            hi = cv.max(dim=0).values.tolist()
-            text = f"f_WL {f_wl:.3g}, CV range " + ", ".join(f"{a:.4g}..{b:.4g}" for a, b in zip(lo, hi))
-        if self.bar is not None:
-            self.bar.update(step - self.last_step)
-            self.bar.set_postfix_str(text, refresh=False)
-        else:
-            now = time.perf_counter()
-            if step >= self.total or now - self.last_log >= 30 or (step - self.last_step) * 20 >= self.total:
-                rate = (step - self.start) / max(now - self.t0, 1e-9)
-                eta = (self.total - step) / rate if rate > 0 else float("inf")
-                print(f"step {step}/{self.total} ({100 * step / self.total:.0f} %), {rate:.0f} steps/s, "
-                      f"ETA {eta:.0f} s, {text}", file=self.stream, flush=True)
-                self.last_log = now
-            else:
-                return
-        self.last_step = step
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
+    return Runner(job.integrator, state).run(n, stop=stop)
 
 
 class _Results:
@@ -482,7 +440,7 @@ def _run_local(job: Job, out: Path, outdir: OutputDirectory, ck: dict | None, *,
     try:
         while state.step < total:
             n = min(rep - state.step % rep, total - state.step)
-            state = _advance(job, state, n)
+            state = _advance(job, state, n, stop=lambda: stop.signal is not None)
             if state.step % rep == 0 or state.step == total:
                 res.record(state.step, state.cv)
             bar.update(state.step, float(job.wlmd.schedule(state.step)), state.cv.detach().cpu())

@@ -1,10 +1,13 @@
 """Figures of landscape files (matplotlib, Agg backend; no display needed).
 
 1-D landscapes: S(ξ) and, for an energy CV, the configurational heat capacity
-C_V(T) = (⟨U²⟩ − ⟨U⟩²)/T² by canonical reweighting.  2-D landscapes: a heat map
-of S with the max-entropy curve y*(x) and the entropy-weighted mean ⟨y⟩(x)
-([P1] Fig. 1 style), optionally with a trajectory overlaid.  Axes carry the CV
-names and units from the file.
+C_V(T) = (⟨U²⟩ − ⟨U⟩²)/T² by canonical reweighting — solid where the canonical
+weight lies inside the grid, dotted where the grid's edges truncate it
+(:mod:`physampler.analysis`), the peak marked with its value.  2-D landscapes: a
+heat map of S with the max-entropy curve y*(x) and the entropy-weighted mean ⟨y⟩(x)
+([P1] Fig. 1 style), optionally with a trajectory or training history of the same
+task overlaid.  Axes carry the CV names and units as a physicist writes them
+(ε, k_B T/ε, S/k_B); the title names the system; legends sit below the data.
 """
 from __future__ import annotations
 
@@ -30,14 +33,66 @@ def is_energy_axis(name: str, units: str) -> bool:
     return name == "energy" or units in ("epsilon", "kT", "eV", "kJ/mol")
 
 
-def plot_landscape(path: str | Path, out_png: str | Path, *, trajectory: str | Path | None = None,
-                   temperatures=None) -> Path:
+UNIT_SYMBOLS = {"epsilon": "ε", "kT": "k_B T", "1": ""}
+
+
+def unit_symbol(units: str) -> str:
+    """A unit as a physicist writes it on an axis (``epsilon`` → ε; dimensionless → nothing)."""
+    return UNIT_SYMBOLS.get(units, units)
+
+
+def axis_label(long_name: str, units: str) -> str:
+    u = unit_symbol(units)
+    return f"{long_name} [{u}]" if u else long_name
+
+
+def describe_system(attrs: dict) -> str:
+    """The system of a landscape (from its ``config`` attribute), for a figure title."""
+    from .config import ConfigError, parse
+
+    try:
+        cfg = parse(str(attrs.get("config", "")))
+    except (ConfigError, ValueError):
+        return "entropy landscape"
+    s = cfg["system"]
+    kind = s["kind"]
+    if kind == "harmonic":
+        what = f"{s['dims']}-D harmonic well, k = {s['stiffness']:g}"
+    elif kind == "double_well":
+        what = f"1-D double well, barrier h = {s['barrier']:g}"
+    elif kind == "lj_cluster":
+        what = f"LJ{s['atoms']} in a sphere R_c = {s['radius']:g} σ"
+    else:
+        con = {"box": f"box c = {s['box_c']:g}", "norm": f"|θ| = {s['norm_radius']:g}", "none": "unconstrained"}
+        what = f"{s['model']} d_model {s['d_model']} on {s['task']} mod {s['p']} ({con[s['constraint']]})"
+    return f"entropy landscape: {what}"
+
+
+def _check_same_task(landscape_attrs: dict, trajectory, tr) -> None:
+    """A trajectory or history overlaid on a landscape must come from the same data and network."""
+    from . import config as C
+    from .io import FileError
+
+    texts = [str(landscape_attrs.get("config", "")), str(tr.attrs.get("config", ""))]
+    try:
+        a, b = (C.parse(t, kind=C.kind_of(t))["system"] for t in texts)
+    except (C.ConfigError, ValueError):
+        return  # one of them carries no config: nothing to compare
+    keys = [k for k in ("kind", *C._NN_SYSTEM_KEYS) if k in a and k in b and a[k] != b[k]]
+    if keys:
+        diff = ", ".join(f"system.{k} = {b[k]!r} (landscape {a[k]!r})" for k in keys)
+        raise FileError(trajectory, f"is a run of another system than the landscape's: {diff}")
+
+
+def landscape_figure(path: str | Path, *, trajectory: str | Path | None = None, temperatures=None):
+    """The figure of a landscape file (see the module docstring); returns the matplotlib Figure."""
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.patheffects as pe
     import matplotlib.pyplot as plt
 
-    from .io import FileError, atomic_write, read_landscape, read_trajectory
+    from .io import FileError, read_landscape, read_trajectory
 
     # Drawn from the sampler's own S and H (checked by read_landscape), not from the exported copy.
     ls, attrs = read_landscape(path)
@@ -47,17 +102,17 @@ def plot_landscape(path: str | Path, out_png: str | Path, *, trajectory: str | P
     dims = ls.grid.names
     axes_by_name = {a.name: a for a in ls.grid.axes}
     centres = {a.name: a.centres().numpy() for a in ls.grid.axes}
-    label = {a.name: f"{a.long_name} [{a.units}]" for a in ls.grid.axes}
+    label = {a.name: axis_label(a.long_name, a.units) for a in ls.grid.axes}
+    title = describe_system(attrs)
     if len(dims) == 1:
         d = dims[0]
         u, sv = centres[d], sv_all
         energy = is_energy_axis(d, axes_by_name[d].units)
         fig, axes = plt.subplots(1, 2 if energy else 1, figsize=(10 if energy else 5.5, 4), squeeze=False)
         ax = axes[0, 0]
-        ax.plot(u, sv, lw=1.2)
+        ax.plot(u, sv, lw=1.2, label="S(ξ)")
         ax.set_xlabel(label[d])
-        ax.set_ylabel("S − min S")
-        ax.set_title("entropy landscape")
+        ax.set_ylabel("S / k_B − min")
         if energy:
             if temperatures is None:
                 temperatures = attrs.get("temperatures")
@@ -72,33 +127,65 @@ def plot_landscape(path: str | Path, out_png: str | Path, *, trajectory: str | P
             else:
                 temps = np.linspace(temps.min(), temps.max(), 60)
             c = canonical(u, sv, temps)
-            axes[0, 1].plot(temps, c.heat_capacity, lw=1.2)
-            axes[0, 1].set_xlabel("T [energy units, k_B = 1]")
-            axes[0, 1].set_ylabel("C_V,conf / k_B")
-            axes[0, 1].set_title("heat capacity (configurational)")
+            ok = c.contained
+            cax = axes[0, 1]
+            eu = unit_symbol(axes_by_name[d].units)
+            cax.plot(temps, np.where(ok, c.heat_capacity, np.nan), "C0-", lw=1.4, label="C_V (canonical weight "
+                     "inside the grid)")
+            if not ok.all():
+                cax.plot(temps, np.where(ok, np.nan, c.heat_capacity), ":", color="0.5", lw=1.2,
+                         label="truncated by the grid's edges")
+            inner = np.nonzero(ok)[0]
+            if inner.size >= 3:
+                k = inner[np.argmax(c.heat_capacity[inner])]
+                if inner[0] < k < inner[-1]:  # an interior maximum: a peak, not the end of the range
+                    cax.plot([temps[k]], [c.heat_capacity[k]], "o", color="C3", ms=6,
+                             label=f"peak C_V / k_B = {c.heat_capacity[k]:.3g} at k_B T = {temps[k]:.3g}"
+                                   + (f" {eu}" if eu else ""))
+            cax.set_xlabel(f"k_B T / {eu}" if eu and eu != "k_B T" else "k_B T")
+            cax.set_ylabel("C_V / k_B (configurational)")
+            cax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize=8, frameon=False)
+        fig.suptitle(title)
     elif len(dims) == 2:
         x, y = centres[dims[0]], centres[dims[1]]
-        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        fig, ax = plt.subplots(figsize=(7, 5.2))
+        ax.set_facecolor("0.88")  # unvisited bins (NaN) in grey, so that no curve is drawn white on white
         m = ax.pcolormesh(x, y, sv_all.T, shading="nearest", cmap="viridis")
-        fig.colorbar(m, ax=ax, label="S − min S")
+        fig.colorbar(m, ax=ax, label="S / k_B − min")
         curves = equilibrium_curves(x, y, sv_all)
-        ax.plot(curves.x, curves.argmax, "w-", lw=1.5, label="max-entropy y*(x)")
-        ax.plot(curves.x, curves.mean, "r--", lw=1.2, label="entropy-weighted mean")
+        outline = [pe.Stroke(linewidth=3.2, foreground="black"), pe.Normal()]
+        ax.plot(curves.x, curves.argmax, "-", color="#ff7f0e", lw=1.8, path_effects=outline,
+                label="max-entropy curve y*(x)")
+        ax.plot(curves.x, curves.mean, "--", color="#ff00ff", lw=1.4, path_effects=outline,
+                label="entropy-weighted mean ⟨y⟩(x)")
         if trajectory is not None:
             # a sampler trajectory (walker 0) or a training history (e.g. AdamW, [P1] Fig. 1)
             tr = read_trajectory(trajectory, dims)
             if tr[dims[0]].ndim != 2 or not tr.sizes.get("time", 0):
                 raise FileError(trajectory, f"holds no records of {dims[0]} and {dims[1]} over (time, walker)")
+            _check_same_task(attrs, trajectory, tr)
             ax.plot(tr[dims[0]].values[:, 0], tr[dims[1]].values[:, 0], "k.-", ms=2, lw=0.5, alpha=0.7,
                     label=str(tr.attrs.get("label", "walker 0")))
         ax.set_xlabel(label[dims[0]])
         ax.set_ylabel(label[dims[1]])
-        ax.legend(loc="best", fontsize=8)
+        ax.set_title(title, fontsize=10)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8, frameon=False)
     else:
         raise ValueError(f"landscape: plots need 1 or 2 CVs (got {len(dims)}: {dims})")
     fig.tight_layout()
+    return fig
+
+
+def plot_landscape(path: str | Path, out_png: str | Path, *, trajectory: str | Path | None = None,
+                   temperatures=None) -> Path:
+    """Write :func:`landscape_figure` to ``out_png`` (atomically)."""
+    import matplotlib.pyplot as plt
+
+    from .io import atomic_write
+
+    fig = landscape_figure(path, trajectory=trajectory, temperatures=temperatures)
     out_png = Path(out_png)
-    atomic_write(out_png, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    atomic_write(out_png, lambda tmp: fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight"))
     plt.close(fig)
     return out_png
 
@@ -114,6 +201,19 @@ def is_training_history(path: str | Path) -> bool:
 
 
 def plot_training(paths, out_png: str | Path) -> Path:
+    """Write :func:`training_figure` of the histories ``paths`` to ``out_png`` (atomically)."""
+    import matplotlib.pyplot as plt
+
+    from .io import atomic_write
+
+    fig = training_figure(paths)
+    out_png = Path(out_png)
+    atomic_write(out_png, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)
+    return out_png
+
+
+def training_figure(paths):
     """[P1] Fig. 3 panels for one or more training histories (``physampler train``):
     train/test accuracy vs step, weight norm vs step, test accuracy vs weight norm.
     Several files (e.g. WanD and AdamW, or widths 32/64/128 at norm 30 as in Fig. 5/6)
@@ -123,7 +223,7 @@ def plot_training(paths, out_png: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .io import FileError, atomic_write, read_trajectory
+    from .io import FileError, read_trajectory
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     for i, path in enumerate(paths):
@@ -141,11 +241,12 @@ def plot_training(paths, out_png: str | Path) -> Path:
                 axes[0].plot([t], [1.02], mark, color=color, ms=8)
         axes[1].plot(step, norm, color=color, lw=1.4, label=label)
         axes[2].plot(norm, te, color=color, lw=1.2, label=label)
-    axes[0].set_xscale("log")
+    # symlog: logarithmic from step 1 on, linear below, so that the initial state (step 0) is drawn
+    axes[0].set_xscale("symlog", linthresh=1.0)
     axes[0].set_xlabel("step")
     axes[0].set_ylabel("accuracy")
     axes[0].set_title("accuracy (| t_fit, v t_gen)")
-    axes[1].set_xscale("log")
+    axes[1].set_xscale("symlog", linthresh=1.0)
     axes[1].set_xlabel("step")
     axes[1].set_ylabel("|θ| (global L2 norm)")
     axes[1].set_title("weight norm")
@@ -155,10 +256,7 @@ def plot_training(paths, out_png: str | Path) -> Path:
     for ax in axes:
         ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
-    out_png = Path(out_png)
-    atomic_write(out_png, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
-    return out_png
+    return fig
 
 
 def _int_attr(attrs: dict, name: str) -> int:

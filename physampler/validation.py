@@ -37,22 +37,7 @@ from .schedules import InverseTime
 from .systems import HarmonicWell
 
 
-@dataclass(frozen=True)
-class HarmonicCase:
-    n: int
-    lower: float
-    upper: float
-    bins: int
-    temperature: float  # canonical check temperature
-    steps: int  # WLMD steps of the validation run (the N = 10 well's low-U end fills slowest)
-
-
-HARMONIC_CASES = {
-    2: HarmonicCase(2, 0.0, 30.0, 150, 2.0, 60000),
-    4: HarmonicCase(4, 0.1, 30.1, 150, 2.5, 60000),
-    10: HarmonicCase(10, 1.0, 31.0, 120, 1.5, 120000),
-}
-
+from .validation_cases import HARMONIC_CASES, HarmonicCase  # noqa: F401  (re-exported)
 
 SIGMA_BINS = 1.0
 EDGE_BINS = 1  # bins whose centre lies within SIGMA_BINS of an edge

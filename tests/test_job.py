@@ -1,4 +1,5 @@
 """Jobs as users run them: outputs, CF metadata, exact continuation and resume after SIGTERM/SIGKILL."""
+import math
 import os
 import random
 import signal
@@ -72,8 +73,9 @@ def test_default_job_outputs_and_commands(tmp_path, capsys):
     assert "energy [epsilon]: -43 .. -20, 460 bins" in info and "steps 20000, walkers 16" in info
     assert cli.main(["analyze", str(out / "landscape.nc"), "--temperatures", "0.25", "0.3:0.4:3", "--kinetic-dof", "39"]) == 0
     rows = capsys.readouterr().out.strip().splitlines()
-    assert rows[0] == "T,mean_energy,energy_variance,heat_capacity,log_z" and len(rows) == 5
-    t, u, var, cv, _ = map(float, rows[2].split(","))
+    assert rows[0] == ("T,mean_energy,mean_energy_error,energy_variance,heat_capacity,heat_capacity_error,log_z,"
+                       "truncation,contained") and len(rows) == 5
+    t, u, _, var, cv, _, _, _, _ = (float(x) if x else math.nan for x in rows[2].split(","))
     assert cv == pytest.approx(var / t**2 + 19.5, rel=1e-8)  # C_V = Var U / T² + d/2
     png = tmp_path / "s.png"
     assert cli.main(["plot", str(out / "landscape.nc"), "-o", str(png)]) == 0 and png.read_bytes()[:4] == b"\x89PNG"

@@ -37,6 +37,22 @@ class DoubleWell1D(System):
         inner = torch.where(u < self.a, 1.0 / (2 * self.a * s * torch.sqrt(torch.clamp(1 - s, min=1e-300))), torch.zeros_like(u))
         return outer + inner
 
+    def states_below(self, u) -> torch.Tensor:
+        """Ω(U) = ∫_{U(x) < U} dx = ∫₀^U g: the measure of {x : a(x² − 1)² < U}, exactly,
+        2(√(1 + √(U/a)) − √(1 − √(U/a))) below the barrier and 2√(1 + √(U/a)) above it."""
+        u = torch.clamp(torch.as_tensor(u, dtype=torch.float64), min=0.0)
+        r = torch.sqrt(u / self.a)
+        outer = torch.sqrt(1 + r)
+        inner = torch.where(u < self.a, torch.sqrt(torch.clamp(1 - r, min=0.0)), torch.zeros_like(u))
+        return 2 * (outer - inner)
+
+    def bin_log_density(self, edges) -> torch.Tensor:
+        """ln of the mean of g over each bin, ln[(Ω(U_{i+1}) − Ω(U_i)) / ΔU] — the exact answer a
+        binned S(U) converges to, finite also where g itself diverges (U → 0 and U = a)."""
+        e = torch.as_tensor(edges, dtype=torch.float64)
+        om = self.states_below(e)
+        return torch.log((om[1:] - om[:-1]) / (e[1:] - e[:-1]))
+
 
 class DoubleWell2D(System):
     analytic_forces = True
