@@ -119,6 +119,8 @@ class Trainer:
         if self.norm is not None and not self.wand:
             rescale_to_norm(self.params, self.norm)
         self.optimizer = make_optimizer(cfg, self.params)
+        if self.wand:  # the recorded start is a state of the constrained system
+            self.optimizer.project_()
         self.step_count = 0
         self.history = History()
         self.initial_norm = float(global_norm(self.params))

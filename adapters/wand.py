@@ -276,19 +276,38 @@ class WanD(Optimizer):
             self._constraint_list = self._build_constraints()
         return self._constraint_list
 
+    @staticmethod
+    def _box_bound(p: torch.Tensor, c: float | None) -> float:
+        """c/√m with m = the tensor's first dimension (its output neurons); ∞ without a box."""
+        return math.inf if c is None else c / math.sqrt(p.shape[0] if p.ndim else 1)
+
     def _build_constraints(self):
         out = []
         if any(g["box"] is not None for g in self.param_groups):
-            parts = []
-            for g in self.param_groups:
-                for p in g["params"]:
-                    m = p.shape[0] if p.ndim else 1
-                    b = math.inf if g["box"] is None else g["box"] / math.sqrt(m)
-                    parts.append(torch.full((p.numel(),), b, dtype=torch.float64))
+            parts = [torch.full((p.numel(),), self._box_bound(p, g["box"]), dtype=torch.float64)
+                     for g in self.param_groups for p in g["params"]]
             out.append(ReflectiveBox(torch.cat(parts)))
         if self.norm is not None:
             out.append(FixedNormShell(self.norm))
         return out
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        """Move the parameters into the constraint set before the first step: every element into
+        its box [−c/√m, c/√m] (clamped, as the sampler clamps its starts), then all of them onto
+        the fixed-norm shell |θ| = R.  A default initialisation can lie outside (e.g. |θ| 21.2
+        against 17.6 inside the c = 1.5 box of examples/train), which the first step would
+        otherwise reflect in, so that step 0 of a history is not a state of the constrained system."""
+        for g in self.param_groups:
+            for p in g["params"]:
+                b = self._box_bound(p, g["box"])
+                if math.isfinite(b):
+                    p.clamp_(-b, b)
+        if self.norm is not None:
+            params = self._params()
+            scale = self.norm / torch.linalg.vector_norm(torch.cat([p.reshape(-1) for p in params]))
+            for p in params:
+                p.mul_(scale.to(p.dtype))
 
     def add_param_group(self, param_group):
         if getattr(self, "_state", None) is not None:

@@ -59,6 +59,17 @@ def snapshot(d: Path) -> dict:
     return out
 
 
+def interrupt_after_start(command: str, cfg: Path, out: Path, sig) -> int:
+    """Start ``command``, send ``sig`` once it has printed its start line, check that it stopped
+    with a checkpoint (status 128 + sig); returns the checkpoint's step."""
+    p = Child(command, cfg, "--out", out, "--quiet")
+    assert p.wait_for(f" in {out}")
+    p.signal(sig)
+    code, lines = p.finish()
+    assert code == 128 + sig and any("checkpoint written" in ln for ln in lines), lines
+    return load_checkpoint(out / "checkpoint.pt")["step"]
+
+
 def same_history_and_model(a: Path, b: Path):
     with xr.open_dataset(a / "history.nc") as x, xr.open_dataset(b / "history.nc") as y:
         assert np.array_equal(x["step"].values, y["step"].values)
@@ -181,12 +192,7 @@ def test_train_sigterm_writes_a_checkpoint_and_resume_equals_the_uninterrupted_r
     ref = tmp_path / "ref"
     assert cli.main(["train", str(cfg), "--out", str(ref), "--quiet"]) == 0
     out = tmp_path / "int"
-    p = Child("train", cfg, "--out", out, "--quiet")
-    assert p.wait_for(f" in {out}")
-    p.signal(signal.SIGTERM)
-    code, lines = p.finish()
-    assert code == 143 and any("checkpoint written" in ln for ln in lines), lines
-    step = load_checkpoint(out / "checkpoint.pt")["step"]
+    step = interrupt_after_start("train", cfg, out, signal.SIGTERM)
     assert step < 600
     code, lines = Child("train", cfg, "--out", out, "--quiet", "--resume").finish()
     assert code == 0 and any(f"resuming at step {step}" in ln for ln in lines), lines
@@ -575,12 +581,7 @@ def test_sigint_stops_within_a_step_and_the_stopped_run_resumes_exactly(tmp_path
     uninterrupted run of that length, bitwise."""
     cfg = run_config(tmp_path, steps=10_000_000, report=1_000_000, checkpoint=1_000_000)
     out = tmp_path / "int"
-    p = Child("run", cfg, "--out", out, "--quiet")
-    assert p.wait_for(f" in {out}")
-    p.signal(signal.SIGINT)
-    code, lines = p.finish()
-    assert code == 130 and any("checkpoint written" in ln for ln in lines), lines
-    step = load_checkpoint(out / "checkpoint.pt")["step"]
+    step = interrupt_after_start("run", cfg, out, signal.SIGINT)
     assert 0 <= step < 1_000_000
     ref = tmp_path / "ref"
     assert cli.main(["run", str(cfg), "--out", str(ref), "--steps", str(step + 300), "--quiet"]) == 0
