@@ -79,11 +79,11 @@ torch.set_num_threads(1)
 from pathlib import Path
 from physampler import config as C, job as J
 cfg, text = C.load(sys.argv[1])
-orig = J._advance
+orig = J.advance
 spent = [0.0]
-def timed(job, state, n):
-    t = time.perf_counter(); s = orig(job, state, n); spent[0] += time.perf_counter() - t; return s
-J._advance = timed
+def timed(job, state, n, stop=None):
+    t = time.perf_counter(); s = orig(job, state, n, stop); spent[0] += time.perf_counter() - t; return s
+J.advance = timed
 import physampler.distributed as D
 o_sync = D.LandscapeSync.sync
 def tsync(self, step, stop):

@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("--out", help="output directory to check (default: output.directory)")
     ck.add_argument("--steps", type=_positive_int, help="steps (overrides run.steps / train.steps)")
     ck.add_argument("--device", help="cpu | cuda | cuda:N (overrides run.device / train.device)")
-    ck.add_argument("--probe-seconds", type=float, default=1.0, help="wall time of the timed probe (default %(default)s)")
+    ck.add_argument("--probe-seconds", type=_seconds, default=1.0,
+                    help="wall time of the timed probe, 0.01-600 (default %(default)s)")
     t = sub.add_parser("train", help="full-batch training (adamw | sgd | wand) of a modular-arithmetic model")
     t.add_argument("config", help="train config (TOML: [system] [optimizer] [train] [output])")
     t.add_argument("--out", help="output directory (overrides output.directory)")
@@ -137,6 +138,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=_non_negative_int, default=2026, help="run seed (default %(default)s)")
     b.add_argument("--threads", type=_positive_int, default=2, help="state points run in parallel (default %(default)s)")
     return p
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0.01 <= v <= 600:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be a number of seconds from 0.01 to 600 (got {text!r})")
+    return v
 
 
 def _temperature(text: str):
@@ -385,26 +396,25 @@ def _probe(cfg: dict, text: str, kind: str, seconds: float) -> tuple[int, float]
         from .adapters.training import Trainer
 
         trainer = Trainer(cfg)
-        trainer.step()
 
-        def advance(n):
+        def probe_steps(n):
             for _ in range(n):
                 trainer.step()
     else:
-        from .job import _advance, build, initial_positions
+        from .job import advance, build, initial_positions
         from .rng import WalkerRNG
 
         job = build(cfg, text)
         box = [job.integrator.init(initial_positions(job), WalkerRNG(cfg["run"]["seed"], cfg["run"]["walkers"],
                                                                        device=job.device))]
 
-        def advance(n):
-            box[0] = _advance(job, box[0], n)
-        advance(1)
+        def probe_steps(n):
+            box[0] = advance(job, box[0], n)
+    probe_steps(1)
     n = 1
     while True:
         t0 = time.perf_counter()
-        advance(n)
+        probe_steps(n)
         dt = time.perf_counter() - t0
         if dt >= seconds or n >= 1 << 20:
             return n, dt

@@ -298,7 +298,7 @@ def _restore(job: Job, ck: dict, rng: WalkerRNG, path, *, landscape: bool = True
     return state, records
 
 
-def _advance(job: Job, state: WLMDState, n: int, stop=None) -> WLMDState:
+def advance(job: Job, state: WLMDState, n: int, stop=None) -> WLMDState:
     """``n`` steps; the torch path stops early once ``stop()`` is true (a compiled block of one
     report interval takes milliseconds and always completes)."""
     if hasattr(job.integrator, "run"):  # compiled block loop
@@ -440,7 +440,7 @@ def _run_local(job: Job, out: Path, outdir: OutputDirectory, ck: dict | None, *,
     try:
         while state.step < total:
             n = min(rep - state.step % rep, total - state.step)
-            state = _advance(job, state, n, stop=lambda: stop.signal is not None)
+            state = advance(job, state, n, stop=lambda: stop.signal is not None)
             if state.step % rep == 0 or state.step == total:
                 res.record(state.step, state.cv)
             bar.update(state.step, float(job.wlmd.schedule(state.step)), state.cv.detach().cpu())
@@ -656,7 +656,7 @@ def _run_ranks(job: Job, world, out: Path, outdir: OutputDirectory, manifest: di
     try:
         while state.step < total:
             n = min(rep - state.step % rep, K - state.step % K, total - state.step)
-            state = _advance(job, state, n)
+            state = advance(job, state, n)
             stop_all = False
             if state.step % K == 0 or state.step == total:
                 stop_all = sync.sync(state.step, stop.signal is not None)

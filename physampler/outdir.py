@@ -60,6 +60,10 @@ class OutputDirectory:
         if p.exists() and not p.is_dir():
             raise JobError(f"output.directory: exists and is not a directory {self._where()}")
         self._refuse_if_busy()
+        for name in self.outputs:  # a rename replaces a link at a file, but files written *into* a linked directory
+            if (p / name).is_symlink() and (p / name).is_dir():  # would land wherever it points
+                raise JobError(f"output.directory: {name} is a symbolic link to a directory; remove it "
+                               f"{self._where()}")
         if self.resume and not (p / self.checkpoint).exists():
             raise JobError(f"--resume: no checkpoint ({self.checkpoint}) in the output directory, so nothing to "
                            f"continue; run without --resume to start a new run {self._where()}")

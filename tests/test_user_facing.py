@@ -272,3 +272,15 @@ def test_the_double_well_states_below_u_match_a_direct_count():
     for u in (0.01, 1.0, 3.99, 4.0, 4.01, 8.0):
         count = float((U < u).sum()) * dx
         assert float(dw.states_below(torch.tensor(u))) == pytest.approx(count, abs=4 * dx), u
+
+
+def test_check_refuses_a_probe_time_that_is_not_a_number_of_seconds(capsys):
+    from physampler import cli
+
+    for bad in ("nan", "-1", "0", "1e9", "soon"):
+        try:
+            cli.main(["check", "--probe-seconds", bad])
+        except SystemExit as e:
+            assert e.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--probe-seconds: must be a number of seconds from 0.01 to 600" in err[0], err
