@@ -356,7 +356,7 @@ def _run(args) -> int:
             cfg["run"]["steps"] = args.steps
         if args.device is not None:
             cfg["run"]["device"] = args.device
-        C._cross_checks(cfg)
+        C.cross_checks(cfg)
         where["out"] = out = Path(args.out or cfg["output"]["directory"])
         return run(cfg, text, out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
                    log=lambda m: print(m, file=sys.stderr, flush=True))
@@ -377,7 +377,7 @@ def _train(args) -> int:
             cfg["train"]["steps"] = args.steps
         if args.device is not None:
             cfg["train"]["device"] = args.device
-        C._train_checks(cfg)
+        C.train_checks(cfg)
         from .adapters.training import run_training
 
         where["out"] = out = Path(args.out or cfg["output"]["directory"])
@@ -442,7 +442,7 @@ def _check(args) -> int:
             cfg[sec]["steps"] = args.steps
         if args.device is not None:
             cfg[sec]["device"] = args.device
-        (C._cross_checks if kind == "run" else C._train_checks)(cfg)
+        (C.cross_checks if kind == "run" else C.train_checks)(cfg)
         need = preflight(cfg, sec)
         total = cfg[sec]["steps"]
         what = (f"{cfg['system']['kind']}, {cfg['run']['walkers']} walkers x {total} steps" if kind == "run"

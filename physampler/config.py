@@ -164,14 +164,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
 WALL_KEYS = {"cv": str, "side": str, "at": float, "strength": float, "shape": str}
 
 OPTIMIZERS = ("adamw", "wand", "sgd")
-_NN_SYSTEM_KEYS = ("model", "task", "p", "train_fraction", "split_seed", "d_model", "heads", "d_head", "d_mlp",
+NN_SYSTEM_KEYS = ("model", "task", "p", "train_fraction", "split_seed", "d_model", "heads", "d_head", "d_mlp",
                    "hidden", "sharpness")
 
 #: ``physampler train``: full-batch training of the [system] kind = "nn" models (SCIENCE.md §8–9).
 TRAIN_SCHEMA: dict[str, dict[str, Key]] = {
     "system": {
         "kind": Key("str", "nn", "the trained system", choices=("nn",)),
-        **{k: SCHEMA["system"][k] for k in _NN_SYSTEM_KEYS},
+        **{k: SCHEMA["system"][k] for k in NN_SYSTEM_KEYS},
         "constraint": Key("str", "none", "none, or a fixed global weight norm R (rescaled after every step; WanD: "
                           "the fixed-norm shell), or WanD's reflective box |θ| ≤ c/√m", choices=("none", "norm", "box")),
         "norm_radius": SCHEMA["system"]["norm_radius"],
@@ -224,17 +224,17 @@ def printable(text: str) -> str:
     return text if text.isprintable() else repr(text)
 
 
-def _fmt(v) -> str:
+def format_value(v) -> str:
     if isinstance(v, str):
         return repr(v)
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{printable(str(k))} = {_fmt(x)}" for k, x in v.items()) + "}"
+        return "{" + ", ".join(f"{printable(str(k))} = {format_value(x)}" for k, x in v.items()) + "}"
     text = str(v)
     return text if len(text) <= 80 else text[:60] + f"... ({len(text)} characters)"
 
 
 def _err(where: str, what: str, got) -> ConfigError:
-    return ConfigError(f"{where}: {what} (got {_fmt(got)})")
+    return ConfigError(f"{where}: {what} (got {format_value(got)})")
 
 
 def _scalar(where: str, typ: str, v):
@@ -308,8 +308,8 @@ def _wall(where: str, v) -> dict:
 def parse(text: str, *, kind: str = "run") -> dict:
     """Parse and check TOML ``text`` as a ``run`` (sampling) or ``train`` config; returns
     {section: {key: value}} with every default filled."""
-    schema, cross, needs = ((SCHEMA, _cross_checks, "[system], [landscape], [integrator] and [run]") if kind == "run"
-                            else (TRAIN_SCHEMA, _train_checks, "[system], [optimizer] and [train]"))
+    schema, cross, needs = ((SCHEMA, cross_checks, "[system], [landscape], [integrator] and [run]") if kind == "run"
+                            else (TRAIN_SCHEMA, train_checks, "[system], [optimizer] and [train]"))
     if not text.strip():
         raise ConfigError(f"config: the file is empty; it needs at least {needs} "
                           f"(got {len(text)} bytes of whitespace)")
@@ -342,7 +342,7 @@ def parse(text: str, *, kind: str = "run") -> dict:
     return cfg
 
 
-def _cross_checks(cfg: dict) -> None:
+def cross_checks(cfg: dict) -> None:
     names = cfg["cvs"]["names"]
     if not names:
         raise _err("cvs.names", "must name at least one CV", names)
@@ -407,7 +407,7 @@ def _cross_checks(cfg: dict) -> None:
             raise _err("integrator.engine", f"'compiled' needs {why}", eng)
 
 
-def _train_checks(cfg: dict) -> None:
+def train_checks(cfg: dict) -> None:
     o = cfg["optimizer"]
     if len(o["betas"]) != 2:
         raise _err("optimizer.betas", "must give two values (β1, β2)", o["betas"])
@@ -575,7 +575,7 @@ def markdown(schema: dict | None = None) -> str:
     for sec, keys in (schema or SCHEMA).items():
         lines += [f"### `[{sec}]`", "", "| key | type | default | allowed | meaning |", "| --- | --- | --- | --- | --- |"]
         for name, k in keys.items():
-            default = "required" if k.default is REQUIRED else ("—" if k.default is None else f"`{_fmt(k.default)}`")
+            default = "required" if k.default is REQUIRED else ("—" if k.default is None else f"`{format_value(k.default)}`")
             allowed = ", ".join(f"`{c}`" for c in k.choices) if k.choices else (k.allowed or "any")
             lines.append(f"| `{name}` | {k.type} | {default} | {allowed} | {k.doc} |")
         lines.append("")

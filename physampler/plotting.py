@@ -78,7 +78,7 @@ def _check_same_task(landscape_attrs: dict, trajectory, tr) -> None:
         a, b = (C.parse(t, kind=C.kind_of(t))["system"] for t in texts)
     except (C.ConfigError, ValueError):
         return  # one of them carries no config: nothing to compare
-    keys = [k for k in ("kind", *C._NN_SYSTEM_KEYS) if k in a and k in b and a[k] != b[k]]
+    keys = [k for k in ("kind", *C.NN_SYSTEM_KEYS) if k in a and k in b and a[k] != b[k]]
     if keys:
         diff = ", ".join(f"system.{k} = {b[k]!r} (landscape {a[k]!r})" for k in keys)
         raise FileError(trajectory, f"is a run of another system than the landscape's: {diff}")

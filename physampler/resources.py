@@ -21,7 +21,7 @@ import math
 import os
 from dataclasses import dataclass
 
-from .config import ConfigError, _fmt
+from .config import ConfigError, format_value
 
 #: arrays of the size of one walker's coordinates held during a step: positions, velocities,
 #: acceleration, forces, the drift's new positions and the noise
@@ -180,5 +180,5 @@ def guard(cfg: dict, kind: str = "run") -> float:
         sec, name = worst.key.split(".")
         parts = ", ".join(f"{i.label} {format_bytes(i.bytes)}" for i in sorted(items, key=lambda i: -i.bytes)[:3])
         raise ConfigError(f"{worst.key}: the job needs an estimated {format_bytes(total)} ({parts}), more than the "
-                          f"{format_bytes(room)} available on {device} (got {_fmt(cfg[sec][name])})")
+                          f"{format_bytes(room)} available on {device} (got {format_value(cfg[sec][name])})")
     return total
