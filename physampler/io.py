@@ -24,7 +24,15 @@ raises a bare library error: anything that cannot be used raises
     kernel parameters.
 ``trajectory.nc``
     the CVs of every walker at every report step: variables named after the CVs
-    over (``time``, ``walker``), coordinate ``step`` along ``time``.
+    over (``step``, ``walker``); ``step`` and ``walker`` are CF coordinate
+    variables (integers, units ``"1"``).
+
+Both files pass the IOOS compliance checker for CF-1.10 (``tests/test_cf.py``) and
+carry a CF ``history`` attribute.  Reduced units, which UDUNITS does not know
+(``epsilon``, the Lennard-Jones or well energy unit, and ``kT``), are written as
+the dimensionless ``units = "1"`` with the reduced unit named in the variable
+attribute ``reduced_unit`` — physampler's documented convention, read back by
+:func:`read_landscape` and :func:`cf_units`.
 ``checkpoint.pt``
     a dict of tensors, numbers and strings written with ``torch.save`` and read
     with ``torch.load(weights_only=True)``: loading never executes pickled code.
@@ -120,6 +128,30 @@ def regular_file(path: str | Path, what: str = "file") -> Path:
     return p
 
 
+#: reduced units that UDUNITS does not know, with what they stand for (see the module docstring)
+REDUCED_UNITS = {"epsilon": "the energy unit of the system (Lennard-Jones well depth; the wells' energy scale)",
+                 "kT": "the thermal energy k_B T"}
+
+
+def unit_attrs(units: str) -> dict:
+    """The CF unit attributes of a quantity in ``units``: UDUNITS-valid ``units``, and the
+    reduced unit in ``reduced_unit`` where it is one of :data:`REDUCED_UNITS`."""
+    if units in REDUCED_UNITS:
+        return {"units": "1", "reduced_unit": units, "comment": f"reduced unit {units}: {REDUCED_UNITS[units]}"}
+    return {"units": units}
+
+
+def cf_units(attrs) -> str:
+    """The physical unit of a variable written with :func:`unit_attrs` (its ``reduced_unit``,
+    else its ``units``; ``"1"`` if neither)."""
+    return str(attrs.get("reduced_unit", attrs.get("units", "1")))
+
+
+def _history(command: str | None) -> str:
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return f"{now} written by physampler {_version()}" + (f" ({command})" if command else "")
+
+
 def _bounds(ax: Axis) -> np.ndarray:
     e = ax.edges().numpy()
     return np.stack([e[:-1], e[1:]], axis=1)
@@ -134,9 +166,9 @@ def landscape_dataset(landscape: Landscape, *, attrs: dict | None = None):
     coords = {}
     data = {}
     for a in axes:
-        coords[a.name] = (a.name, a.centres().numpy(), {"units": a.units, "long_name": a.long_name,
-                                                         "bounds": f"{a.name}_bounds"})
-        data[f"{a.name}_bounds"] = ((a.name, "nv"), _bounds(a), {"units": a.units})
+        coords[a.name] = (a.name, a.centres().numpy(), unit_attrs(a.units) | {"long_name": a.long_name,
+                                                                               "bounds": f"{a.name}_bounds"})
+        data[f"{a.name}_bounds"] = ((a.name, "nv"), _bounds(a), {"units": unit_attrs(a.units)["units"]})
     S = landscape.S.detach().cpu().numpy()
     data["entropy"] = (dims, landscape.shifted().detach().cpu().numpy(),
                        {"long_name": "entropy S = ln g + const, minimum over visited bins = 0 (NaN: unvisited)",
@@ -159,6 +191,7 @@ def landscape_dataset(landscape: Landscape, *, attrs: dict | None = None):
         "title": "physampler entropy landscape",
         "source": f"physampler {_version()}",
         "date_created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "history": _history("entropy landscape"),
         "kernel_sigma_bins": landscape.sigma.tolist(),
         "kernel_cutoff": landscape.cutoff,
         "kernel_edge": landscape.edge,
@@ -246,7 +279,7 @@ def read_landscape(path: str | Path, *, device=None) -> tuple[Landscape, dict]:
             raise FileError(path, f"cell bounds {d + '_bounds'!r} must be [{ds.sizes[d]}, 2] finite numbers")
         try:
             axes.append(Axis(d, float(b[0, 0]), float(b[-1, 1]), bins=b.shape[0],
-                             units=str(ds[d].attrs.get("units", "1")), long_name=str(ds[d].attrs.get("long_name", d))))
+                             units=cf_units(ds[d].attrs), long_name=str(ds[d].attrs.get("long_name", d))))
         except ValueError as e:
             raise FileError(path, f"CV axis {d!r}: {e}") from None
     a = ds.attrs
@@ -277,34 +310,44 @@ def read_landscape(path: str | Path, *, device=None) -> tuple[Landscape, dict]:
 
 def write_trajectory(path: str | Path, steps: np.ndarray, values: np.ndarray, names, units, walkers,
                      *, attrs: dict | None = None, long_names=None, step_name: str = "WLMD step") -> None:
-    """CV values [n, W, K] at ``steps`` [n] of walkers ``walkers`` (global indices); also the
-    per-step history of ``physampler train`` (one walker: the trained network)."""
+    """CV values [n, W, K] at ``steps`` [n] (strictly increasing) of walkers ``walkers`` (global
+    indices); also the per-step history of ``physampler train`` (one walker: the trained network)."""
     import xarray as xr
 
+    steps = np.asarray(steps, dtype=np.int64)
+    if steps.size > 1 and not np.all(np.diff(steps) > 0):
+        raise ValueError("write_trajectory: steps must increase strictly (they are a CF coordinate)")
     data = {}
     for k, name in enumerate(names):
         long = long_names[k] if long_names is not None else f"{name} of each walker"
-        data[name] = (("time", "walker"), values[:, :, k] if values.size else np.zeros((0, len(walkers))),
-                      {"units": units[k], "long_name": long})
-    ds = xr.Dataset(data, coords={"step": ("time", np.asarray(steps, dtype=np.int64), {"long_name": step_name}),
+        data[name] = (("step", "walker"), values[:, :, k] if values.size else np.zeros((0, len(walkers))),
+                      unit_attrs(units[k]) | {"long_name": long})
+    ds = xr.Dataset(data, coords={"step": ("step", steps, {"long_name": step_name, "units": "1"}),
                                   "walker": ("walker", np.asarray(walkers, dtype=np.int64),
-                                             {"long_name": "global walker index"})},
+                                             {"long_name": "global walker index", "units": "1"})},
                     attrs=_clean_attrs({"Conventions": "CF-1.10", "title": "physampler CV trajectories",
-                                        "source": f"physampler {_version()}"} | dict(attrs or {})))
+                                        "source": f"physampler {_version()}",
+                                        "history": _history(step_name + " records")} | dict(attrs or {})))
     for v in ds.variables:
         ds[v].encoding["_FillValue"] = None
     atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4",
-                                                unlimited_dims=["time"]))
+                                                unlimited_dims=["step"]))
 
 
 def read_trajectory(path: str | Path, names=None):
-    """The Dataset of a trajectory.nc (or a training history.nc); :class:`FileError` when it cannot
-    be read or lacks the ``step`` coordinate or one of the variables ``names``."""
+    """The Dataset of a trajectory.nc (or a training history.nc) over (``step``, ``walker``);
+    :class:`FileError` when it cannot be read or lacks the ``step`` coordinate or one of the
+    variables ``names``.  Files of physampler 0.1 before the CF fix (dimension ``time`` with a
+    ``step`` variable along it) are read the same way."""
     ds = _open_netcdf(path, "physampler trajectory")
     missing = [n for n in ["step", *(names or [])] if n not in ds.variables]
     if missing:
         raise FileError(path, f"has no variable {missing[0]!r} (a physampler trajectory.nc or history.nc has "
                               f"'step' and one variable per CV)")
+    if "time" in ds.dims and ds["step"].dims == ("time",):
+        ds = ds.swap_dims({"time": "step"})
+    if ds["step"].dims != ("step",):
+        raise FileError(path, f"variable 'step' must lie along its own dimension 'step' (got {ds['step'].dims})")
     return ds
 
 

@@ -324,8 +324,8 @@ class _Results:
             raise FileError(path, f"missing: the checkpoint expects its first {records} records; restore the file or "
                                   "start a new run")
         tr = read_trajectory(path, self.job.cvs.names)
-        if tr.sizes["time"] < records or tr.sizes.get("walker") != len(self.walkers):
-            raise FileError(path, f"holds {tr.sizes['time']} records of {tr.sizes.get('walker')} walkers; the "
+        if tr.sizes["step"] < records or tr.sizes.get("walker") != len(self.walkers):
+            raise FileError(path, f"holds {tr.sizes['step']} records of {tr.sizes.get('walker')} walkers; the "
                                   f"checkpoint expects at least {records} of {len(self.walkers)}")
         self.steps = [int(x) for x in tr["step"].values[:records]]
         self.values = [np.stack([tr[n].values[i] for n in self.job.cvs.names], axis=-1) for i in range(records)]

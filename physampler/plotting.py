@@ -161,7 +161,7 @@ def landscape_figure(path: str | Path, *, trajectory: str | Path | None = None, 
         if trajectory is not None:
             # a sampler trajectory (walker 0) or a training history (e.g. AdamW, [P1] Fig. 1)
             tr = read_trajectory(trajectory, dims)
-            if tr[dims[0]].ndim != 2 or not tr.sizes.get("time", 0):
+            if tr[dims[0]].ndim != 2 or not tr.sizes.get("step", 0):
                 raise FileError(trajectory, f"holds no records of {dims[0]} and {dims[1]} over (time, walker)")
             _check_same_task(attrs, trajectory, tr)
             ax.plot(tr[dims[0]].values[:, 0], tr[dims[1]].values[:, 0], "k.-", ms=2, lw=0.5, alpha=0.7,

@@ -1,4 +1,5 @@
-"""Shared small configs of the tests: a 6-D harmonic well job (torch path) and a p = 7 training run."""
+"""Shared small configs of the tests: a 6-D harmonic well job (torch path), a p = 7 training run and a
+p = 5 network landscape."""
 
 
 def harmonic_config(*, steps: int, walkers: int, report: int, checkpoint: int, sync_interval: int = 100,
@@ -75,3 +76,36 @@ def train_text_of(optimizer="wand", steps=200, checkpoint=50, system="", p=7) ->
                       output=f"checkpoint_interval = {checkpoint}\nplot = false").replace("p = 7", f"p = {p}")
 
 
+def nn_config(extra: str = "") -> str:
+    """A tiny 2-D network landscape (p = 5, d_model 4, 2 walkers × 20 steps)."""
+    return f"""
+[system]
+kind = "nn"
+p = 5
+d_model = 4
+heads = 1
+d_head = 2
+d_mlp = 4
+{extra}
+
+[cvs]
+names = ["log_train_loss", "smoothed_accuracy"]
+
+[landscape]
+lower = [-6.0, 0.0]
+upper = [3.0, 1.0]
+bins = [30, 10]
+out_of_range = "wall"
+
+[integrator]
+dt = 0.001
+
+[run]
+walkers = 2
+steps = 20
+
+[output]
+report_interval = 10
+checkpoint_interval = 10
+plot = false
+"""

@@ -19,7 +19,7 @@ import xarray as xr
 from physampler import cli
 from physampler.io import load_checkpoint, save_checkpoint
 
-from _configs import harmonic_config, train_text_of
+from _configs import harmonic_config, nn_config, train_text_of
 from _procs import Child
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -229,40 +229,6 @@ def test_train_checkpoint_that_does_not_fit_is_one_line(tmp_path, capsys):
 
 
 # ----------------------------------------------------------- 5. bad input
-def _nn(extra=""):
-    return f"""
-[system]
-kind = "nn"
-p = 5
-d_model = 4
-heads = 1
-d_head = 2
-d_mlp = 4
-{extra}
-
-[cvs]
-names = ["log_train_loss", "smoothed_accuracy"]
-
-[landscape]
-lower = [-6.0, 0.0]
-upper = [3.0, 1.0]
-bins = [30, 10]
-out_of_range = "wall"
-
-[integrator]
-dt = 0.001
-
-[run]
-walkers = 2
-steps = 20
-
-[output]
-report_interval = 10
-checkpoint_interval = 10
-plot = false
-"""
-
-
 def _h(section_key_values: str, base=None):
     """The small harmonic config with lines added to their sections (``section.key = value`` lines)."""
     text = base or harmonic_config(steps=200, walkers=4, report=50, checkpoint=100)
@@ -289,12 +255,12 @@ BAD_RUN = [
     ("walkers 1e12", _h("run.walkers = 1000000000000"), "run.walkers: the job needs an estimated"),
     ("dims 1e12", _h("system.dims = 1000000000000"), "system.dims: the job needs an estimated"),
     ("dims 2**63", _h("system.dims = 9223372036854775808"), "system.dims: must be an integer of at most 64 bits"),
-    ("nn d_model 1e9", _nn("d_model = 1000000000").replace("d_model = 4\n", ""), "system.d_model: the job needs"),
+    ("nn d_model 1e9", nn_config("d_model = 1000000000").replace("d_model = 4\n", ""), "system.d_model: the job needs"),
     ("atoms 1e5", _h("system.kind = \"lj_cluster\"\nsystem.atoms = 100000\nlandscape.lower = [-40.0]\n"
                      "landscape.upper = [0.0]"), "system.atoms: the job needs an estimated"),
     ("dt 10**400", _h("integrator.dt = 1" + "0" * 400), "integrator.dt: must be finite"),
-    ("p 10**400", _nn("p = 1" + "0" * 400).replace("p = 5\n", ""), "system.p: must be an integer of at most 64"),
-    ("p 2**61-1", _nn("p = 2305843009213693951").replace("p = 5\n", ""), "system.p: the job needs an estimated"),
+    ("p 10**400", nn_config("p = 1" + "0" * 400).replace("p = 5\n", ""), "system.p: must be an integer of at most 64"),
+    ("p 2**61-1", nn_config("p = 2305843009213693951").replace("p = 5\n", ""), "system.p: the job needs an estimated"),
     ("device index", _h("run.device = \"cuda:99999999999999999999\""), "run.device: must be cpu, cuda or cuda:N"),
     ("seed 2**64", _h("run.seed = 18446744073709551616"), "run.seed: must be an integer of at most 64 bits"),
     ("sigma 1e300", _h("landscape.sigma = 1e300"), "landscape.sigma: the deposit window"),
@@ -304,7 +270,7 @@ BAD_RUN = [
     ("wall_strength 1e308", _h("landscape.wall_strength = 1e308"), "landscape.wall_strength: must be <="),
     ("bias wall 1e308", _h("bias.walls = [{cv = \"energy\", side = \"upper\", at = 10.0, strength = 1e308}]"),
      "bias.walls[0].strength: must be <="),
-    ("nn empty train set", _nn("train_fraction = 0.1").replace("p = 5", "p = 2"), "system.train_fraction: leaves an "
+    ("nn empty train set", nn_config("train_fraction = 0.1").replace("p = 5", "p = 2"), "system.train_fraction: leaves an "
                                                                                  "empty train set"),
     ("newline in a key", _h('system."bad\\nkey" = 1'), "config error: system.'bad\\nkey': unknown key"),
     ("newline in a section", _h("") + '\n["a\\nb"]\nx = 1\n', "config error: 'a\\nb': unknown section"),

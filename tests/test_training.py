@@ -239,6 +239,6 @@ def test_sigint_stops_training_and_writes_what_was_recorded(tmp_path):
     code, lines = proc.finish(timeout=120)
     assert code == 130, lines
     with xr.open_dataset(out / "history.nc", engine="netcdf4") as ds:
-        n = ds.sizes["time"]
+        n = ds.sizes["step"]
         assert n > 1 and int(ds["step"].values[-1]) == n - 1
     assert torch.load(out / "model.pt", weights_only=True)["step"] == n - 1
