@@ -531,6 +531,7 @@ def _attr(attrs: dict, name: str, kind=float):
 
 
 def _info(args) -> int:
+    from . import convergence
     from .io import FileError, read_landscape
 
     try:
@@ -552,6 +553,8 @@ def _info(args) -> int:
     print(f"f_WL        {f if f == '?' else format(f, '.6g')} at the last step")
     lo, hi = ls.flatness()
     print(f"histogram   {int(ls.visited().sum())} of {ls.grid.size} bins visited; min/mean {lo:.3f}, max/mean {hi:.3f}")
+    print(f"convergence {convergence.from_attrs(attrs)}")
+    print(f"            criterion: {convergence.CRITERION}")
     return 0
 
 

@@ -164,6 +164,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
 WALL_KEYS = {"cv": str, "side": str, "at": float, "strength": float, "shape": str}
 
 OPTIMIZERS = ("adamw", "wand", "sgd")
+#: WanD's defaults — the one source of the ``WanD`` class, ``physampler train`` and docs/config.md.
+#: Found on x+y mod 23 (d_model 32, P ≈ 1.4e4; benchmarks/RESULTS.md) and checked on a model
+#: the project was not tuned on, a 4.5k-parameter spiral MLP without a box (tests/test_wand.py;
+#: test accuracy 1.00 like AdamW, where the earlier class defaults heated the loss to ln L ≈ 1.6).
+#: F and the wall strength act per unit of ln L on all P parameters at once: keep them of order
+#: P (README, "SCIENCE notes on WanD").
+WAND_DEFAULTS = {"lr": 1e-3, "friction": 0.03, "kT": 1.0, "F": 3000.0, "t_wl": 500.0, "sigma": 10.0,
+                 "lower": -8.0, "upper": 2.0, "bins": 500, "wall_at": -5.0, "wall_strength": 1e4}
 NN_SYSTEM_KEYS = ("model", "task", "p", "train_fraction", "split_seed", "d_model", "heads", "d_head", "d_mlp",
                    "hidden", "sharpness")
 
@@ -186,17 +194,17 @@ TRAIN_SCHEMA: dict[str, dict[str, Key]] = {
                      lambda x: 0 <= x < 1),
         "eps": Key("float", 1e-8, "adamw: ε", "> 0", _pos),
         "momentum": Key("float", 0.0, "sgd: momentum", "[0, 1]", _unit),
-        "friction": Key("float", 0.1, "wand: λ, velocity damping per step", "[0, 1)", lambda x: 0 <= x < 1),
-        "kT": Key("float", 1.0, "wand: temperature T0 = kT ([P1]: 1)", "> 0", _pos),
-        "F": Key("float", 300.0, "wand: f_WL peak of the inverse-time schedule F·min(t/t_WL, t_WL/t)", "> 0", _pos),
-        "t_wl": Key("float", 500.0, "wand: t_WL of the schedule (steps)", "> 0", _pos),
-        "sigma": Key("float", 10.0, "wand: deposit kernel width in bins ([P2]: 10–25)", "> 0", _pos),
-        "lower": Key("float", -12.0, "wand: lower edge of the ln L grid", "< upper"),
-        "upper": Key("float", 2.0, "wand: upper edge of the ln L grid", "> lower"),
-        "bins": Key("int", 700, "wand: bins of the ln L grid", ">= 3", lambda x: x >= 3),
-        "wall_at": Key("float", None, "wand: ξ0 of the quadratic wall β(ξ − ξ0)² above ξ0 that pushes towards low "
-                       "loss ([P1] §5); default: no wall"),
-        "wall_strength": Key("float", 1e4, "wand: β of that wall ([P2]: 3e3–1e5)", "> 0", _pos),
+        "friction": Key("float", WAND_DEFAULTS["friction"], "wand: λ, velocity damping per step", "[0, 1)", lambda x: 0 <= x < 1),
+        "kT": Key("float", WAND_DEFAULTS["kT"], "wand: temperature T0 = kT ([P1]: 1)", "> 0", _pos),
+        "F": Key("float", WAND_DEFAULTS["F"], "wand: f_WL peak of the inverse-time schedule F·min(t/t_WL, t_WL/t)", "> 0", _pos),
+        "t_wl": Key("float", WAND_DEFAULTS["t_wl"], "wand: t_WL of the schedule (steps)", "> 0", _pos),
+        "sigma": Key("float", WAND_DEFAULTS["sigma"], "wand: deposit kernel width in bins ([P2]: 10–25)", "> 0", _pos),
+        "lower": Key("float", WAND_DEFAULTS["lower"], "wand: lower edge of the ln L grid", "< upper"),
+        "upper": Key("float", WAND_DEFAULTS["upper"], "wand: upper edge of the ln L grid", "> lower"),
+        "bins": Key("int", WAND_DEFAULTS["bins"], "wand: bins of the ln L grid", ">= 3", lambda x: x >= 3),
+        "wall_at": Key("float", WAND_DEFAULTS["wall_at"], "wand: ξ0 of the quadratic wall β(ξ − ξ0)² above ξ0 that "
+                       "pushes towards low loss ([P1] §5); at or above `upper`: no wall"),
+        "wall_strength": Key("float", WAND_DEFAULTS["wall_strength"], "wand: β of that wall ([P2]: 3e3–1e5)", "> 0", _pos),
         "edge_wall_strength": Key("float", None, "wand: β of the walls at the grid edges, β·(distance beyond the "
                                   "edge)²; default 1/bin width²", "> 0", _pos),
     },

@@ -28,6 +28,7 @@ from .biases import LinearWall, QuadraticWall
 from .cvs import CVSet, FunctionCV, PotentialEnergy
 from .grid import Axis
 from .integrators import WLMD, WLMDState
+from .convergence import ConvergenceMonitor
 from .io import FileError, load_checkpoint, read_trajectory, save_checkpoint, write_landscape, write_text, write_trajectory
 from .landscape import Landscape
 from .outdir import JobError, OutputDirectory
@@ -313,10 +314,21 @@ class _Results:
         self.job, self.text, self.out, self.walkers = job, text, out, walkers
         self.steps: list[int] = []
         self.values: list[np.ndarray] = []
+        self.convergence = ConvergenceMonitor(job.cfg["run"]["steps"])
+        self.verdict = None
 
-    def restore(self, records: int) -> None:
+    def restore(self, records: int, ck: dict, path) -> None:
         """Keep the first ``records`` records of the trajectory.nc (those the checkpoint saw); a
-        missing, damaged or shorter file is a :class:`FileError`, never a silent loss of records."""
+        missing, damaged or shorter file is a :class:`FileError`, never a silent loss of records.
+        The convergence records come from the checkpoint ``ck`` read from ``path`` (one written
+        before they existed starts them afresh)."""
+        if "convergence" in ck:
+            try:
+                self.convergence.load_state_dict(ck["convergence"], self.job.landscape.S.shape)
+            except (KeyError, ValueError, TypeError, AttributeError) as e:
+                raise FileError(path, f"checkpoint's convergence records do not fit this job ({e})") from None
+        if isinstance(ck.get("step"), int):
+            self.convergence.resumed(ck["step"], self.job.landscape)
         if not records:
             return
         path = self.out / "trajectory.nc"
@@ -330,9 +342,13 @@ class _Results:
         self.steps = [int(x) for x in tr["step"].values[:records]]
         self.values = [np.stack([tr[n].values[i] for n in self.job.cvs.names], axis=-1) for i in range(records)]
 
-    def record(self, step: int, cv: torch.Tensor) -> None:
+    def record(self, step: int, cv: torch.Tensor, *, merged: bool = True) -> None:
+        """A trajectory record; also a convergence record when the landscape holds every
+        walker's deposits (``merged``: always in one process, at syncs under torchrun)."""
         self.steps.append(step)
         self.values.append(cv.detach().to("cpu", torch.float64).numpy().copy())
+        if merged:
+            self.convergence.record(step, self.job.landscape)
 
     def write(self, step: int, final: bool, extra: dict | None = None) -> None:
         cfg, job = self.job.cfg, self.job
@@ -343,6 +359,12 @@ class _Results:
         attrs = {"config": self.text, "seed": cfg["run"]["seed"], "walkers": len(self.walkers), "steps_done": step,
                  "f_wl_final": float(job.wlmd.schedule(step)), "flatness_min_max": list(job.landscape.flatness()),
                  "complete": int(final)} | dict(extra or {})
+        self.verdict = self.convergence.verdict(step, job.landscape)
+        attrs |= self.verdict.attrs()
+        if self.convergence.series:
+            series = np.asarray(self.convergence.series, dtype=np.float64)
+            attrs |= {"convergence_record_steps": series[:, 0], "convergence_rms_change": series[:, 1],
+                      "convergence_record_min_visits": series[:, 2]}
         if cfg["schedule"]["kind"] == "inverse_time":
             attrs["schedule_t_wl"] = float(job.wlmd.schedule.t_wl)
         if cfg["output"]["temperatures"]:
@@ -354,6 +376,8 @@ class _Results:
             from .plotting import plot_landscape
 
             plot_landscape(self.out / "landscape.nc", self.out / "landscape.png", trajectory=self.out / "trajectory.nc")
+        if self.verdict is not None:
+            log(self.verdict.message)
         log(f"done: {step} steps x {len(self.walkers)} walkers; wrote "
             f"{', '.join(p for p in OUTPUTS if (self.out / p).exists())} in {self.out}")
 
@@ -423,7 +447,7 @@ def _run_local(job: Job, out: Path, outdir: OutputDirectory, ck: dict | None, *,
         state, records = _restore(job, ck, rng, out / "checkpoint.pt")
         if state.step > total:
             raise JobError(f"run.steps: the checkpoint is already at step {state.step} (got {total})")
-        res.restore(records)
+        res.restore(records, ck, out / "checkpoint.pt")
     else:
         state = job.integrator.init(initial_positions(job), rng)
     outdir.commit()  # every input checked: only now are old outputs replaced
@@ -431,7 +455,8 @@ def _run_local(job: Job, out: Path, outdir: OutputDirectory, ck: dict | None, *,
 
     def write_all(final: bool):
         res.write(state.step, final)
-        save_checkpoint(out / "checkpoint.pt", _state_payload(job, state, len(res.steps)))
+        save_checkpoint(out / "checkpoint.pt", _state_payload(job, state, len(res.steps))
+                        | {"convergence": res.convergence.state_dict()})
 
     stop, old = catch_signals()  # before the start line: a signal after it always ends with a checkpoint
     log(f"resuming at step {state.step} of {total} in {out}" if ck is not None
@@ -607,7 +632,7 @@ def _run_ranks(job: Job, world, out: Path, outdir: OutputDirectory, manifest: di
                             landscape=False)
         sync.reset()
         if res is not None:
-            res.restore(int(lck["trajectory_records"]))
+            res.restore(int(lck["trajectory_records"]), lck, base / "landscape.pt")
     else:
         q0 = initial_positions(job, W * size)[rank * W : (rank + 1) * W]
         state = job.integrator.init(q0, rng)
@@ -637,7 +662,8 @@ def _run_ranks(job: Job, world, out: Path, outdir: OutputDirectory, manifest: di
             save_checkpoint(d / "landscape.pt", {"config": text, "step": state.step,
                                                   "landscape": job.landscape.state_dict(),
                                                   "trajectory_records": len(res.steps),
-                                                  "t_wl": payload["t_wl"]})
+                                                  "t_wl": payload["t_wl"],
+                                                  "convergence": res.convergence.state_dict()})
             res.write(state.step, final, extra={"ranks": size, "walkers_per_rank": W})
             files = {f"rank-{r}.pt": digests[r] for r in range(size)}
             files["landscape.pt"] = hashlib.sha256((d / "landscape.pt").read_bytes()).hexdigest()
@@ -665,7 +691,7 @@ def _run_ranks(job: Job, world, out: Path, outdir: OutputDirectory, manifest: di
             if state.step % rep == 0 or state.step == total:
                 cvs = gather_cv()
                 if res is not None:
-                    res.record(state.step, cvs)
+                    res.record(state.step, cvs, merged=state.step % K == 0 or state.step == total)
                     bar.update(state.step, float(job.wlmd.schedule(state.step)), cvs)
             if stop_all:
                 checkpoint(False)
