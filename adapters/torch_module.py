@@ -1,4 +1,4 @@
-"""A ``torch.nn.Module`` plus a labelled data set as a physampler System of W walkers ([P1]; SCIENCE.md §7).
+"""A ``torch.nn.Module`` plus a labelled data set as a physampler System of W walkers ([P1]; docs/science.md §7).
 
 Particles are all trainable parameters, flattened into one vector per walker:
 positions are [W, P] (masses 1).  A batch of walkers is evaluated with
@@ -22,7 +22,7 @@ The potential energy of the System is L_train itself (used by plain MD and
 minimisers; WLMD only uses the CVs).
 
 Constraints for the parameters: :func:`box_bounds` gives the per-element bound
-c/√m of the reflective box (SCIENCE.md §5; m = a tensor's first dimension by
+c/√m of the reflective box (docs/science.md §5; m = a tensor's first dimension by
 default) for :class:`physampler.ReflectiveBox`; the fixed-norm shell is
 :class:`physampler.FixedNormShell` on the flat vector.
 """
@@ -141,7 +141,7 @@ class ModuleSystem(System):
 
     def box_bounds(self, c: float = 3.0, dim: str = "first") -> torch.Tensor:
         """Per-element bound c/√m, m = each tensor's first dimension (``first``), last (``last``,
-        fan-in of a [out, in] weight) or element count (``numel``) — SCIENCE.md §5."""
+        fan-in of a [out, in] weight) or element count (``numel``) — docs/science.md §5."""
         if dim not in BOX_DIMS:
             raise ValueError(f"dim: must be one of {', '.join(BOX_DIMS)} (got {dim!r})")
         if not (math.isfinite(c) and c > 0):

@@ -1,4 +1,4 @@
-"""Full-batch training of the modular-arithmetic models ([P1] §4–5; SCIENCE.md §8–9).
+"""Full-batch training of the modular-arithmetic models ([P1] §4–5; docs/science.md §8–9).
 
 ``physampler train CONFIG`` runs one of
 

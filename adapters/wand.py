@@ -1,4 +1,4 @@
-"""WanD: Wang–Landau dynamics as a ``torch.optim`` optimizer ([P1] §5, eq. 7; SCIENCE.md §9).
+"""WanD: Wang–Landau dynamics as a ``torch.optim`` optimizer ([P1] §5, eq. 7; docs/science.md §9).
 
     θ̈ = −T0 · ∂S_tot(ξ, t)/∂ξ · ∂ξ/∂θ + η(t) − λ·θ̇,      ξ = ln L(θ),   kT = T0
 
@@ -14,7 +14,7 @@ parameters, flattened in parameter-group order, and the single CV ξ = ln L:
     4. ξ = ln L(θ) from ``closure``; S += f_WL(t)·K(ξ)  (deposit)
     5. a = −kT·(∂S_tot/∂ξ)·∂ξ/∂θ                      (one backward of c·ln L)
 
-Symbols → arguments: dt = ``lr``, λ = ``friction`` (the c_f of SCIENCE.md §3),
+Symbols → arguments: dt = ``lr``, λ = ``friction`` (the c_f of docs/science.md §3),
 kT = ``kT``, f_WL(t) = ``schedule``, K = Gaussian of ``sigma`` bins on the grid
 ``(lower, upper, bins)`` of ln L, walls = ``wall_at``/``wall_strength`` (a
 quadratic wall above ``wall_at`` that pushes towards low loss) plus the grid-edge

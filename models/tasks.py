@@ -1,4 +1,4 @@
-"""Modular-arithmetic tasks ([P1] App. A; SCIENCE.md §8), generated, never downloaded.
+"""Modular-arithmetic tasks ([P1] App. A; docs/science.md §8), generated, never downloaded.
 
 Every pair (x, y) ∈ Z_p² is one example; the input is the token sequence
 [x, y, "="] with "=" = token p (vocabulary p + 1) and the label is op(x, y) mod p.

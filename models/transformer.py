@@ -1,4 +1,4 @@
-"""One-layer transformer after Nanda et al. ([N]; SCIENCE.md §8) for modular arithmetic.
+"""One-layer transformer after Nanda et al. ([N]; docs/science.md §8) for modular arithmetic.
 
     h⁰_t = W_E[x_t] + W_pos[t]                                  (no LayerNorm anywhere)
     a_h  = softmax_causal(Q_h K_hᵀ / √d_head) V_h,   Q_h = h⁰ W_Q[h], K_h = h⁰ W_K[h], V_h = h⁰ W_V[h]
@@ -8,7 +8,7 @@
 
 Parameter tensors keep the output neurons on their first axis (``W_Q[h]`` is
 [d_head, d_model], ``W_in`` is [d_mlp, d_model], …), so the box constraint's
-m = first dimension (SCIENCE.md §5) counts output neurons.  Init: N(0, 1/d_model)
+m = first dimension (docs/science.md §5) counts output neurons.  Init: N(0, 1/d_model)
 (std 1/√d_model), unembedding std 1/√d_vocab, MLP biases 0.
 
 Only the last position's logits are used.  ``forward`` / ``forward_batched``

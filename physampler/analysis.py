@@ -1,4 +1,4 @@
-"""Analysis of converged landscapes (SCIENCE.md §10).
+"""Analysis of converged landscapes (docs/science.md §10).
 
 Canonical reweighting of a 1-D S(U) (k_B = 1), sums over bin centres U_b of width ΔU:
 

@@ -1,4 +1,4 @@
-"""Bias terms added to the entropy that drives the walkers (SCIENCE.md §4).
+"""Bias terms added to the entropy that drives the walkers (docs/science.md §4).
 
 The WLMD force uses S_tot(ξ) = S(ξ, t) + Σ S_bias(ξ); biases never enter the
 exported landscape.  Each bias returns its value ``[W]`` and its gradient

@@ -68,7 +68,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "atoms": Key("int", 13, "lj_cluster: number of atoms n", ">= 2", lambda x: x >= 2),
         "radius": Key("float", 2.0, "lj_cluster: confining-sphere radius R_c (σ)", "> 0", _pos),
         "wall_stiffness": Key("float", 100.0, "lj_cluster: sphere wall k_w (ε/σ²)", "> 0", _pos),
-        "model": Key("str", "transformer", "nn: the network (SCIENCE.md §8 transformer, or a one-hidden-layer MLP)",
+        "model": Key("str", "transformer", "nn: the network (docs/science.md §8 transformer, or a one-hidden-layer MLP)",
                      choices=("transformer", "mlp")),
         "task": Key("str", "x+y", "nn: modular-arithmetic task", choices=TASKS),
         "p": Key("int", 67, "nn: the prime modulus", "prime >= 2", is_prime),
@@ -175,7 +175,7 @@ WAND_DEFAULTS = {"lr": 1e-3, "friction": 0.03, "kT": 1.0, "F": 3000.0, "t_wl": 5
 NN_SYSTEM_KEYS = ("model", "task", "p", "train_fraction", "split_seed", "d_model", "heads", "d_head", "d_mlp",
                    "hidden", "sharpness")
 
-#: ``physampler train``: full-batch training of the [system] kind = "nn" models (SCIENCE.md §8–9).
+#: ``physampler train``: full-batch training of the [system] kind = "nn" models (docs/science.md §8–9).
 TRAIN_SCHEMA: dict[str, dict[str, Key]] = {
     "system": {
         "kind": Key("str", "nn", "the trained system", choices=("nn",)),

@@ -21,7 +21,7 @@ class ReflectiveBox(Constraint):
     """|q| ≤ B elementwise (B = ``bound``, broadcastable to the per-walker shape; +inf
     leaves an element free, e.g. parameters outside an optimizer's boxed groups).
 
-    On crossing, q ← 2B − q (or −2B − q) and v ← −v (SCIENCE.md §5); positions more
+    On crossing, q ← 2B − q (or −2B − q) and v ← −v (docs/science.md §5); positions more
     than one box width away are folded back as many times as needed, and v flips
     once per reflection.
     """

@@ -126,9 +126,11 @@ class ConvergenceMonitor:
         where = ", ".join(f"{a.name} = {x:.4g}" for a, x in zip(landscape.grid.axes, worst))
         ok = rms <= MAX_RMS_LOG_VISITS and low >= MIN_RELATIVE_VISITS
         n = int(visited.sum())
-        stats = (f"visits of steps {self.snapshot_step}-{step} over the {n} visited bins: rms ln(H/mean) "
-                 f"{rms:.3g} (limit {MAX_RMS_LOG_VISITS}), min H/mean {low:.3g} at {where} "
-                 f"(limit {MIN_RELATIVE_VISITS})")
+        empty = int((rel == 0).sum())
+        spread = (f"rms ln(H/mean) {rms:.3g} (limit {MAX_RMS_LOG_VISITS})" if empty == 0 else
+                  f"{empty} of them not visited at all in that half (so rms ln(H/mean) is infinite)")
+        stats = (f"visits of steps {self.snapshot_step}-{step} over the {n} visited bins: {spread}, min H/mean "
+                 f"{low:.3g} at {where} (limit {MIN_RELATIVE_VISITS})")
         message = (f"converged: {stats}" if ok else
                    f"NOT converged: {stats}; S may still be wrong by about the rms ln(H/mean) — run longer "
                    "(--resume with more run.steps), or check that the dynamics samples e^-S (a smaller dt)")

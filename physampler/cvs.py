@@ -7,7 +7,7 @@ of one landscape.  The WLMD force needs only the vector–Jacobian product
     Σ_k c_k · ∂ξ_k/∂q,      c_k = ∂S_tot/∂ξ_k  (held constant),
 
 so :meth:`CVSet.value_and_vjp` returns the values together with a function that
-evaluates that product in a single backward pass (SCIENCE.md §3, step 1), or
+evaluates that product in a single backward pass (docs/science.md §3, step 1), or
 from analytic CV gradients when every CV provides them.
 """
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Launch with ``torchrun`` (or any launcher that sets RANK, WORLD_SIZE,
 MASTER_ADDR, MASTER_PORT): gloo on CPU, NCCL on CUDA.  Each rank owns W walkers
 whose streams derive from (seed, rank, walker index); every walker deposits
-f_WL/(R·W) (SCIENCE.md §6 averaging semantics).  Every K steps the ranks
+f_WL/(R·W) (docs/science.md §6 averaging semantics).  Every K steps the ranks
 all-reduce their landscape and histogram *increments* since the last sync,
 
     S ← S_sync + Σ_r (S_r − S_sync),    H likewise,    S_sync ← S,

@@ -214,7 +214,7 @@ def initial_positions(job: Job, walkers: int | None = None) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     kind = cfg["system"]["kind"]
     if kind == "nn":
-        # one network initialisation per walker (SCIENCE.md §8 init), from the run seed; on the shell, scaled to R
+        # one network initialisation per walker (docs/science.md §8 init), from the run seed; on the shell, scaled to R
         from .adapters.modular import network_from_config
 
         q = torch.stack([job.system.flatten_module(network_from_config(cfg, gen, job.dtype)) for _ in range(w)])

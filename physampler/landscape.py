@@ -1,6 +1,6 @@
 """The entropy landscape S(ξ, t) and visit histogram H(ξ) on a float64 grid.
 
-Wang–Landau deposit (SCIENCE.md §1): after every step each walker adds
+Wang–Landau deposit (docs/science.md §1): after every step each walker adds
 
     S ← S + h · K(ξ),   K = Gaussian of width σ bins on bin centres around ξ,
                           truncated at ±``cutoff``·σ and normalised so ΣK = 1,
@@ -41,7 +41,7 @@ class Landscape:
     ----------
     grid : :class:`Grid` or list of :class:`Axis`.
     sigma : kernel width in bins, scalar or one per axis ([P2]: 10–25 bins of 0.02).
-    cutoff : kernel truncation in units of σ (SCIENCE.md: 4).
+    cutoff : kernel truncation in units of σ (docs/science.md §1: 4).
     edge : ``reflect`` (default) or ``truncate`` — what happens to kernel mass beyond an edge.
     out_of_range : ``raise`` (default) or ``wall``.
     wall_strength : β of the edge walls for ``wall``; scalar or per axis; default 1/width².

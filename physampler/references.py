@@ -1,4 +1,4 @@
-"""Independent references made with other code: OpenMM and pymbar (SCIENCE.md §12).
+"""Independent references made with other code: OpenMM and pymbar (docs/science.md §12).
 
 Optional: ``pip install "physampler[validation]"`` (OpenMM, pymbar).  Nothing in
 the sampler imports this module; validation commands and tests do.

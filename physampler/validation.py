@@ -1,6 +1,6 @@
 """Validation runs against exact results (``physampler validate ...``).
 
-Harmonic wells (SCIENCE.md §13): for U = ½ Σ k_i x_i² in N dimensions,
+Harmonic wells (docs/science.md §13): for U = ½ Σ k_i x_i² in N dimensions,
 S(U) = (N/2 − 1)·ln U + c exactly and canonical reweighting gives ⟨U⟩ = N·T/2,
 C_V,conf = N/2.  WLMD with ξ = U samples S on a grid chosen per N so that
 

@@ -10,12 +10,12 @@ centre-of-mass or rotation is removed) — and compares
 * the lowest inherent structure, found by FIRE-minimising the lowest-U
   configurations of every walker, with the Cambridge Cluster Database global
   minimum (to 1e-5 ε);
-* the C_V peak temperature with the literature range (SCIENCE.md §12);
+* the C_V peak temperature with the literature range (docs/science.md §12);
 * C_V(T) with an independent canonical estimate, OpenMM Langevin runs at
   several temperatures combined with MBAR (:mod:`physampler.references`, needs
   the ``validation`` extra), at every comparison temperature:
   |C_WL − C_MBAR| ≤ z·√(se_WL² + se_MBAR²) with z = 3.  ⟨U⟩(T) is compared the
-  same way but only reported: the WLMD step of SCIENCE.md §3 (kick, thermostat,
+  same way but only reported: the WLMD step of docs/science.md §3 (kick, thermostat,
   drift with the full dt) samples configurations with an O(dt) error, measured
   as ⟨U⟩ too high by 0.05–0.15 ε at dt = 0.005 (0.04 at T = 0.42 with dt = 0.0025),
   which shifts ⟨U⟩ but leaves the fluctuations, hence C_V, within the error bars.
@@ -220,7 +220,7 @@ class BulkPoint:
     energy: float  # NIST U/N (cutoff 3σ, truncated, analytic tail correction; N = 500, NVT MC)
 
 
-#: NIST Standard Reference Simulation Website, "Lennard-Jones Fluid Properties" (SCIENCE.md §12).
+#: NIST Standard Reference Simulation Website, "Lennard-Jones Fluid Properties" (docs/science.md §12).
 NIST_POINTS = (BulkPoint(0.85, 0.776, -5.5121), BulkPoint(0.85, 0.86, -6.0305), BulkPoint(0.90, 0.776, -5.4689))
 
 

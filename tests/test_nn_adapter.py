@@ -40,7 +40,7 @@ def test_transformer_fast_path_and_size():
     m = OneLayerTransformer(67, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     n = sum(p.numel() for p in m.parameters())
     norm = torch.cat([p.detach().reshape(-1) for p in m.parameters()]).norm()
-    assert 2.1e5 < n < 2.3e5 and 40 < float(norm) < 44  # SCIENCE.md §8: about 2.2e5 parameters, norm ≈ 42
+    assert 2.1e5 < n < 2.3e5 and 40 < float(norm) < 44  # docs/science.md §8: about 2.2e5 parameters, norm ≈ 42
     x = ModularTask("x+y", 67).inputs[:300]
     # 300 examples > 3·68 (position, token) pairs: the table path; 100: the direct path.
     assert torch.allclose(m(x), m.forward_full(x), rtol=1e-12, atol=1e-12)

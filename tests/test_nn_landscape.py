@@ -1,7 +1,7 @@
 """WLMD landscapes of a small network: two seeds agree, and both equal an independent count.
 
 System: the MLP (hidden 4, 69 parameters) on x + y mod 5 (12 training pairs), CV
-ξ = ln L_train on [0.2, 1.8] in 32 bins, reflective box |θ| ≤ 3/√m (SCIENCE.md §5).
+ξ = ln L_train on [0.2, 1.8] in 32 bins, reflective box |θ| ≤ 3/√m (docs/science.md §5).
 Inside a box, the density of states of ξ is the distribution of ξ(θ) for θ drawn
 uniformly in the box, so S(ξ) = ln g(ξ) + c can be checked against a histogram of
 10⁶ uniform draws (an independent Monte Carlo count, no dynamics involved); bins

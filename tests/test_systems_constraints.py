@@ -30,7 +30,7 @@ def test_harmonic_density_of_states_normalisation():
 
 @pytest.mark.parametrize("T", [0.3, 1.0, 2.0])
 def test_double_well_density_of_states_matches_quadrature(T):
-    # Z(T) = int g(U) e^{-U/T} dU must equal int e^{-a(x^2-1)^2/T} dx (SCIENCE.md §13 formula).
+    # Z(T) = int g(U) e^{-U/T} dU must equal int e^{-a(x^2-1)^2/T} dx (docs/science.md §13 formula).
     a = 1.0
     dw = DoubleWell1D(a)
     fx = lambda x: math.exp(-a * (x * x - 1) ** 2 / T)

@@ -155,6 +155,7 @@ def adamw_runs():
     return _passages(ADAMW)
 
 
+@pytest.mark.xdist_group("adamw_runs")  # one worker computes the module fixture once (--dist loadgroup)
 def test_adamw_groks_on_the_cpu_task_and_a_fixed_norm_removes_the_delay(adamw_runs):
     """[P1] §4 on the CPU scale (x+y mod 23, 70 % train, d_model 32; examples/train).
 
@@ -195,6 +196,7 @@ def test_training_examples_run_and_gpu_scale_ones_build(tmp_path):
         assert (2.1e5 < n < 2.3e5) if cfg["system"]["d_model"] == 128 else n < 2.1e5
 
 
+@pytest.mark.xdist_group("adamw_runs")
 def test_wand_generalises_as_fast_as_adamw_with_a_shorter_delay(adamw_runs):
     """[P1] §5 on the CPU scale (x+y mod 23, 70 % train, d_model 32): WanD without weight
     decay (examples/train/wand_add_p23_d32.toml: box c = 1.5, dt 1e-3, λ 0.03, F 3 000,

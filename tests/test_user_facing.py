@@ -359,3 +359,25 @@ def test_every_cpu_example_states_its_run_time_on_2_idle_cores():
     assert not states_time("# 16 walkers x 20 000 steps: a few minutes on a laptop")
     readme = (ROOT / "README.md").read_text()
     assert "measured on 2 idle cores" in readme and "a few minutes" not in readme
+
+
+def test_docstrings_cite_the_science_page_the_repository_carries():
+    """Every ``docs/science.md §N`` cited in the code names a section of that page, and nothing
+    cites a file outside the repository.  Control: a citation of a missing section fails."""
+    import re
+
+    page = (ROOT / "docs" / "science.md").read_text()
+    sections = set(re.findall(r"^## (\d+)\.", page, flags=re.M))
+
+    def unknown(text):
+        return sorted(set(re.findall(r"docs/science\.md §(\d+)", text)) - sections)
+
+    cited = []
+    for sub in ("physampler", "adapters", "models"):
+        for f in sorted((ROOT / sub).rglob("*.py")):
+            text = f.read_text()
+            assert "SCIENCE.md" not in text, f
+            assert unknown(text) == [], (f, unknown(text))
+            cited += re.findall(r"docs/science\.md §(\d+)", text)
+    assert len(cited) >= 20 and {"1", "3", "5", "13"} <= set(cited)
+    assert unknown("see docs/science.md §99") == ["99"]

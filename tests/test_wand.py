@@ -1,4 +1,4 @@
-"""WanD: the optimizer is the core's WLMD with one walker and the CV ln L (SCIENCE.md §9)."""
+"""WanD: the optimizer is the core's WLMD with one walker and the CV ln L (docs/science.md §9)."""
 import io
 import math
 from pathlib import Path

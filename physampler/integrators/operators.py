@@ -4,7 +4,7 @@
     drift:       q ← q + v·dt                                   ("A")
     thermostat:  v ← (1 − c_f)·v + √(c_f(2 − c_f)·kT/m)·η       ("O"), η ~ N(0, 1)
 
-The thermostat is [P1] eq. 5 / SCIENCE.md §3.  With c_f = 1 − e^(−γ·dt) it is
+The thermostat is [P1] eq. 5 / docs/science.md §3.  With c_f = 1 − e^(−γ·dt) it is
 exactly the Ornstein–Uhlenbeck step of BAOAB (Leimkuhler & Matthews 2013),
 since c_f(2 − c_f) = 1 − e^(−2γ·dt); so WLMD and BAOAB share one operator.
 """

@@ -1,4 +1,4 @@
-"""Wang–Landau molecular dynamics ([P1] eqs. 2, 4, 5; SCIENCE.md §3).
+"""Wang–Landau molecular dynamics ([P1] eqs. 2, 4, 5; docs/science.md §3).
 
 Equation of motion, per walker, for CVs ξ = (ξ_1 … ξ_K):
 

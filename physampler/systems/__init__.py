@@ -1,4 +1,4 @@
-"""Analytic model systems with exactly known densities of states (SCIENCE.md §13)."""
+"""Analytic model systems with exactly known densities of states (docs/science.md §13)."""
 from .harmonic import HarmonicWell
 from .double_well import DoubleWell1D, DoubleWell2D
 

@@ -3,7 +3,7 @@
 1-D:  U(x) = a (x² − 1)²                       (positions [W, 1])
 2-D:  U(x, y) = a (x² − 1)² + ½ k y²            (positions [W, 2])
 
-The 1-D density of states is known in closed form (SCIENCE.md §13), with
+The 1-D density of states is known in closed form (docs/science.md §13), with
 s = √(U/a):  g(U) = 1/(2a s √(1+s)) + [U < a] · 1/(2a s √(1−s)),
 an integrable divergence at U → 0 and a jump at the barrier top U = a.
 """

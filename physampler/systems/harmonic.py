@@ -2,7 +2,7 @@
 
     U(x) = ½ Σ_i k_i x_i²          (x: positions [W, N], k: ``stiffness`` [N])
 
-Its density of states is exact (SCIENCE.md §13, α = 2 after rescaling each
+Its density of states is exact (docs/science.md §13, α = 2 after rescaling each
 coordinate by √(k_i/2)):
 
     g(U) ∝ U^(N/2 − 1),   S(U) = (N/2 − 1)·ln U + c,   C_V,conf = N/2,

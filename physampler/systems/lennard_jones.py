@@ -1,4 +1,4 @@
-"""Lennard-Jones systems in reduced units (σ = ε = m = k_B = 1; SCIENCE.md §12).
+"""Lennard-Jones systems in reduced units (σ = ε = m = k_B = 1; docs/science.md §12).
 
 Pair potential, with the cutoff convention chosen by ``cutoff_mode``:
 
@@ -37,7 +37,7 @@ from ..system import System
 
 CUTOFF_MODES = ("none", "truncated", "shifted")
 
-#: Cambridge Cluster Database global minima (SCIENCE.md §12), in ε.
+#: Cambridge Cluster Database global minima (docs/science.md §12), in ε.
 GLOBAL_MINIMA = {13: -44.326801, 38: -173.928427}
 
 
