@@ -287,8 +287,10 @@ def run_training(cfg: dict, text: str, out, *, resume: bool = False, overwrite: 
         attrs = {"label": label, "optimizer": o["name"], "config": text, "seed": cfg["train"]["seed"]}
 
         def write_state():
-            write_history(out / "history.nc", trainer.history, attrs=attrs | {"initial_norm": trainer.initial_norm})
+            # The checkpoint first: it holds the history, so a kill between the two writes leaves
+            # history.nc behind it (a resume rewrites it), never ahead of what can be resumed.
             save_checkpoint(out / "checkpoint.pt", {"config": text} | trainer.state_dict())
+            write_history(out / "history.nc", trainer.history, attrs=attrs | {"initial_norm": trainer.initial_norm})
 
         stop, old = catch_signals()  # before the start line: a signal after it always ends with a checkpoint
         log(f"resuming at step {trainer.step_count} of {total} in {out}" if ck is not None

@@ -611,11 +611,12 @@ def _analyze(args) -> int:
 def main(argv=None) -> int:
     """The command line; SIGINT/SIGTERM at any moment end it with one line and 128 + signal."""
     handlers = {}
-    if threading.current_thread() is threading.main_thread():
-        handlers = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
-    if os.environ.get("PHYSAMPLER_STARTUP_MARKER"):  # for tests that signal a starting process
-        print("physampler: handlers installed", file=sys.stderr, flush=True)
-    try:
+    try:  # from the first handler on, a signal lands inside this try (also while the marker is printed)
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                handlers[sig] = signal.signal(sig, _interrupt)
+        if os.environ.get("PHYSAMPLER_STARTUP_MARKER"):  # for tests that signal a starting process
+            print("physampler: handlers installed", file=sys.stderr, flush=True)
         return _main(argv)
     except Interrupted as e:
         name = signal.Signals(e.signum).name

@@ -175,8 +175,9 @@ def test_train_resumes_bitwise_after_sigkill_at_random_moments(tmp_path):
         kills += 1
         if (out / "checkpoint.pt").exists():  # whatever the moment, what is there is complete
             ck = load_checkpoint(out / "checkpoint.pt")
-            with xr.open_dataset(out / "history.nc") as h:  # written with every checkpoint
-                assert int(h["step"].values[-1]) <= ck["step"]
+            if (out / "history.nc").exists():  # written right after every checkpoint, never ahead of it
+                with xr.open_dataset(out / "history.nc") as h:
+                    assert int(h["step"].values[-1]) <= ck["step"]
         if kills >= 3:
             break
     assert kills >= 3, f"only {kills} kills landed mid-run"

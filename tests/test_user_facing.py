@@ -334,15 +334,13 @@ def test_check_refuses_a_probe_time_that_is_not_a_number_of_seconds(capsys):
 
 
 def test_every_cpu_example_states_its_run_time_on_2_idle_cores():
-    """Issue 14, item 6: a run-time claim is a figure on 2 idle cores next to how it was got —
-    measured end to end, or (three network examples, not yet run end to end on an idle machine)
-    physampler check's probe scaled by the measured probe/run ratio — never "a few minutes".
-    Control: a header with the old vague claim fails the same check."""
+    """Issue 14, item 6: a run-time claim is a figure measured on 2 idle cores, next to the
+    figure — never "a few minutes" or an estimate.  Control: a header with the old vague claim
+    fails the same check."""
     import re
 
     figure = r"\d[\d.,–-]*\s*(s|min)\b"
-    how = re.compile(rf"{figure}[^\n]*?\b(measured on 2 idle cores|on 2 idle cores \(physampler check's probe)|"
-                     rf"measured on 2 idle cores[^\n]*?{figure}")
+    how = re.compile(rf"{figure}[^\n]*?\bmeasured on 2 idle cores|measured on 2 idle cores[^\n]*?{figure}")
 
     def states_time(text):
         head = "\n".join(line for line in text.splitlines() if line.startswith("#"))
