@@ -126,6 +126,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
                       "when it applies", choices=ENGINES),
         "dt": Key("float", REQUIRED, "time step", "> 0", _pos),
         "c_f": Key("float", 0.01, "thermostat coefficient c_f per step", "[0, 1]", _unit),
+        "splitting": Key("str", "ktd", "ktd: kick, thermostat, drift (the [P1] step); baoab: Leimkuhler–Matthews "
+                         "BAOAB of the same operators, without ktd's c_f/(2 − c_f) configurational bias "
+                         "(torch engine)", choices=("ktd", "baoab")),
         "kT": Key("float", 1.0, "thermostat temperature T0 (= kT)", "> 0", _pos),
     },
     "schedule": {
@@ -493,6 +496,8 @@ def compiled_obstacle(cfg: dict) -> str | None:
         return "cvs.names = ['energy']"
     if cfg["run"]["device"] != "cpu" or cfg["run"]["dtype"] != "float64":
         return "run.device = 'cpu' and run.dtype = 'float64'"
+    if cfg["integrator"]["splitting"] != "ktd":
+        return "integrator.splitting = 'ktd'"
     return None
 
 

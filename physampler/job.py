@@ -161,7 +161,7 @@ def build(cfg: dict, text: str, *, walkers_total: int | None = None) -> Job:
         schedule = make_schedule(kind, f=sc["f"])
     it = cfg["integrator"]
     wlmd = WLMD(system, cvs, land, schedule, dt=it["dt"], c_f=it["c_f"], kT=it["kT"], biases=biases,
-                constraints=constraints, walkers_total=walkers_total)
+                constraints=constraints, walkers_total=walkers_total, splitting=it["splitting"])
     integrator = wlmd
     if it["engine"] == "compiled" or (it["engine"] == "auto" and C.compiled_obstacle(cfg) is None):
         from .integrators.compiled import CompiledWLMD

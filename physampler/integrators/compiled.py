@@ -80,6 +80,8 @@ class CompiledWLMD:
         if len(cvs) != 1 or not isinstance(cvs[0], PotentialEnergy) or cvs[0].system is not sysm:
             raise ValueError("wlmd.cvs: compiled WLMD needs exactly one CV, the system's PotentialEnergy (got "
                              f"{[type(c).__name__ for c in cvs]})")
+        if wlmd.splitting != "ktd":
+            raise ValueError(f"wlmd.splitting: compiled WLMD runs the 'ktd' step (got {wlmd.splitting!r}); use WLMD.step")
         if wlmd.constraints:
             raise ValueError(f"wlmd.constraints: compiled WLMD takes none (got {len(wlmd.constraints)})")
         ls = wlmd.landscape
