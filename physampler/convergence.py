@@ -50,7 +50,6 @@ class Verdict:
     last_step: int
     rms_log_visits: float
     min_relative_visits: float
-    worst_bin: tuple[float, ...] | None
     message: str
 
     def attrs(self) -> dict:
@@ -92,6 +91,11 @@ class ConvergenceMonitor:
             low = float(dH.min()) / mean if mean > 0 else 0.0
             self.series.append([float(step), float(dS.pow(2).mean().sqrt()), low])
         self.prev_S, self.prev_H = S.clone(), H.clone()
+        self._snapshot_if_half_way(step, H)
+
+    def _snapshot_if_half_way(self, step: int, H: torch.Tensor) -> None:
+        """Take the snapshot of H at the first record at or after N/2 (again if N has grown past
+        twice the snapshot's step)."""
         if (self.snapshot_H is None or 2 * self.snapshot_step < self.total) and 2 * step >= self.total:
             self.snapshot_step, self.snapshot_H = int(step), H.clone()
 
@@ -99,15 +103,13 @@ class ConvergenceMonitor:
         """After a resume at ``step`` with the landscape restored: a run extended past twice its
         snapshot step takes its snapshot now if the run's new half-way point has already passed
         (the records before the resume were taken under the old run.steps)."""
-        if (self.snapshot_H is None or 2 * self.snapshot_step < self.total) and 2 * step >= self.total:
-            self.snapshot_step = int(step)
-            self.snapshot_H = landscape.H.detach().to("cpu", torch.float64).clone()
+        self._snapshot_if_half_way(step, landscape.H.detach().to("cpu", torch.float64))
 
     def verdict(self, step: int, landscape) -> Verdict:
         H = landscape.H.detach().to("cpu", torch.float64)
         visited = H > 0
         if self.snapshot_H is None or self.snapshot_step >= step or not bool(visited.any()):
-            return Verdict(None, self.snapshot_step, step, math.nan, math.nan, None,
+            return Verdict(None, self.snapshot_step, step, math.nan, math.nan,
                            "convergence not judged: no report was recorded in the second half of the run before its "
                            "end (set output.report_interval to at most run.steps / 4)")
         late = (H - self.snapshot_H)[visited]
@@ -134,7 +136,7 @@ class ConvergenceMonitor:
         message = (f"converged: {stats}" if ok else
                    f"NOT converged: {stats}; S may still be wrong by about the rms ln(H/mean) — run longer "
                    "(--resume with more run.steps), or check that the dynamics samples e^-S (a smaller dt)")
-        return Verdict(ok, self.snapshot_step, step, rms, low, worst, message)
+        return Verdict(ok, self.snapshot_step, step, rms, low, message)
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict:
