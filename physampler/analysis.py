@@ -89,6 +89,35 @@ def canonical(energies, entropy, temperatures, *, kinetic_dof: int = 0) -> Canon
     return Canonical(temps, lse + np.log(du), mean, var, cv, kinetic_dof, _truncation(u, logw, p, mean, var, du))
 
 
+def reweight_observables(energies, entropy, observables: dict, temperatures) -> dict[str, np.ndarray]:
+    """Canonical averages of per-bin observables (docs/science.md §5):
+
+        ⟨O⟩(T) = Σ_b g_b·⟨O⟩_b·e^(−U_b/T) / Σ_b g_b·e^(−U_b/T),
+
+    with ln g_b = ``entropy`` (e.g. S + ln H of a static-bias production run) and ⟨O⟩_b the mean
+    of O over the visits to energy bin b (``observables``: name → [bins], NaN where unrecorded).
+    Bins where either is missing are left out of both sums.  Returns name → [nT]."""
+    u = _as_np(energies)
+    s = _as_np(entropy)
+    temps = np.atleast_1d(_as_np(temperatures))
+    if u.ndim != 1 or s.shape != u.shape:
+        raise ValueError(f"entropy: must be 1-D like energies {list(u.shape)} (got {list(s.shape)})")
+    if temps.size == 0 or not np.all(np.isfinite(temps)) or np.any(temps <= 0):
+        raise ValueError(f"temperatures: must be finite and > 0 (got {temps.tolist()})")
+    out = {}
+    for name, values in observables.items():
+        o = _as_np(values)
+        if o.shape != u.shape:
+            raise ValueError(f"observables[{name!r}]: must have one value per bin {list(u.shape)} (got {list(o.shape)})")
+        ok = np.isfinite(s) & np.isfinite(o)
+        if not ok.any():
+            raise ValueError(f"observables[{name!r}]: no bin has both an entropy and a recorded value")
+        logw = s[None, ok] - u[None, ok] / temps[:, None]
+        p = np.exp(logw - _logsumexp(logw, axis=1)[:, None])
+        out[name] = p @ o[ok]
+    return out
+
+
 def _truncation(u, logw, p, mean, var, du) -> np.ndarray:
     """τ(T) of the module docstring, [nT]."""
     order = np.argsort(u)

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ._checks import is_prime
+from .rules import PHYSICAL_DEFAULT
 
-SYSTEMS = ("harmonic", "double_well", "lj_cluster", "nn")
+SYSTEMS = ("harmonic", "double_well", "lj_cluster", "nn", "python")
 NN_CVS = ("log_train_loss", "smoothed_accuracy", "log_test_loss", "weight_norm")
 CV_KINDS = ("energy", "rg", "q6", "x0") + NN_CVS
 TASKS = ("x+y", "x2+y", "x3+xy2+y")
@@ -45,6 +46,12 @@ class Key:
 
 
 REQUIRED = object()
+
+
+def is_factory(text: str) -> bool:
+    """'package.module:function' with identifiers on both sides."""
+    mod, sep, fn = text.partition(":")
+    return bool(sep) and all(p.isidentifier() for p in mod.split(".")) and fn.isidentifier()
 
 
 def _pos(x):
@@ -92,6 +99,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
                          choices=("default", "tf32", "bf16")),
         "compile": Key("bool", False, "nn: torch.compile the batched forward and backward (fused kernels; the first "
                        "step pays the compilation)"),
+        "factory": Key("str", None, "python: your own system, 'package.module:function', called as function(dtype, "
+                       "device) and returning a physampler System with initial_positions(walkers, generator) "
+                       "(docs/architecture.md); required there", "module:function", is_factory),
     },
     "cvs": {
         "names": Key("list[str]", ["energy"], "the CVs, one landscape axis each, in order", "non-empty, unique",
@@ -120,6 +130,15 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "walls": Key("list[table]", [], "extra walls: {cv, side = lower|upper, at, strength, shape = quadratic|linear}",
                      "each cv among [cvs].names"),
     },
+    "method": {
+        "kind": Key("str", "wang_landau", "the bias method (docs/science.md §4): Wang–Landau, well-tempered "
+                    "metadynamics, or a static (frozen) entropy bias for a multicanonical production run",
+                    choices=tuple(PHYSICAL_DEFAULT)),
+        "delta_T": Key("float", None, "well_tempered_metadynamics: ΔT of the bias factor γ = (T + ΔT)/T (required "
+                       "there); deposit heights f(t)·exp(−V/ΔT) come from [schedule]", "> 0", _pos),
+        "landscape": Key("str", None, "static: the landscape.nc whose entropy is the frozen bias (required there; its "
+                         "grid must equal [landscape])"),
+    },
     "integrator": {
         "kind": Key("str", "wlmd", "the integrator", choices=("wlmd",)),
         "engine": Key("str", "auto", "compiled: numba block loop (lj_cluster, one energy CV, CPU); auto picks it "
@@ -127,8 +146,11 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "dt": Key("float", REQUIRED, "time step", "> 0", _pos),
         "c_f": Key("float", 0.01, "thermostat coefficient c_f per step", "[0, 1]", _unit),
         "splitting": Key("str", "ktd", "ktd: kick, thermostat, drift (the [P1] step); baoab: Leimkuhler–Matthews "
-                         "BAOAB of the same operators, without ktd's c_f/(2 − c_f) configurational bias "
-                         "(torch engine)", choices=("ktd", "baoab")),
+                         "BAOAB of the same operators, without ktd's c_f/(2 − c_f) configurational bias; obabo: "
+                         "Bussi–Parrinello; verlet: velocity Verlet, no thermostat (c_f = 0)",
+                         choices=("ktd", "baoab", "obabo", "verlet")),
+        "potential": Key("bool", None, "walkers also feel the system's potential at kT; default: the method's "
+                         "(true for well_tempered_metadynamics, false otherwise)"),
         "kT": Key("float", 1.0, "thermostat temperature T0 (= kT)", "> 0", _pos),
     },
     "schedule": {
@@ -360,6 +382,10 @@ def cross_checks(cfg: dict) -> None:
     if len(set(names)) != len(names):
         raise _err("cvs.names", "must be unique", names)
     kind = cfg["system"]["kind"]
+    if (kind == "python") != (cfg["system"]["factory"] is not None):
+        if kind == "python":
+            raise ConfigError("system.factory: is required for kind = 'python', e.g. 'mypackage.systems:build' (got nothing)")
+        raise _err("system.factory", f"is only for kind = 'python' (system.kind = {kind!r})", cfg["system"]["factory"])
     for n in names:
         if (n in NN_CVS) != (kind == "nn"):
             raise _err("cvs.names", f"{n!r} and system.kind = {kind!r} do not go together (nn CVs: "
@@ -411,11 +437,26 @@ def cross_checks(cfg: dict) -> None:
         raise _err("output.checkpoint_interval", f"must be a multiple of output.report_interval = "
                    f"{out['report_interval']}", out["checkpoint_interval"])
     _device_name("run.device", cfg["run"]["device"])
+    _method_checks(cfg)
     eng = cfg["integrator"]["engine"]
     if eng == "compiled":
         why = compiled_obstacle(cfg)
         if why:
             raise _err("integrator.engine", f"'compiled' needs {why}", eng)
+
+
+def _method_checks(cfg: dict) -> None:
+    m, it = cfg["method"], cfg["integrator"]
+    if m["kind"] == "well_tempered_metadynamics" and m["delta_T"] is None:
+        raise ConfigError("method.delta_T: is required for well_tempered_metadynamics (got nothing)")
+    if m["kind"] == "static" and m["landscape"] is None:
+        raise ConfigError("method.landscape: is required for static, the landscape.nc of the frozen bias (got nothing)")
+    if it["splitting"] == "verlet" and it["c_f"] != 0.0:
+        raise _err("integrator.c_f", "must be 0 for splitting = 'verlet', which has no thermostat", it["c_f"])
+    potential = PHYSICAL_DEFAULT[m["kind"]] if it["potential"] is None else it["potential"]
+    if potential and cfg["system"]["kind"] == "nn":
+        raise _err("integrator.potential", "must be false for the nn system, whose walkers feel only the CV forces",
+                   it["potential"])
 
 
 def train_checks(cfg: dict) -> None:
@@ -489,16 +530,14 @@ def check_device(where: str, dev: str) -> None:
 
 
 def compiled_obstacle(cfg: dict) -> str | None:
-    """None when the compiled WLMD applies to ``cfg``, else what it would need."""
-    if cfg["system"]["kind"] != "lj_cluster":
-        return "system.kind = 'lj_cluster'"
-    if cfg["cvs"]["names"] != ["energy"]:
-        return "cvs.names = ['energy']"
-    if cfg["run"]["device"] != "cpu" or cfg["run"]["dtype"] != "float64":
-        return "run.device = 'cpu' and run.dtype = 'float64'"
-    if cfg["integrator"]["splitting"] != "ktd":
-        return "integrator.splitting = 'ktd'"
-    return None
+    """None when the compiled WLMD applies to ``cfg``, else what it would need (:mod:`physampler.rules`)."""
+    from .rules import PHYSICAL_DEFAULT, compiled_obstacle as rule
+
+    it = cfg["integrator"]
+    method = cfg["method"]["kind"]
+    potential = PHYSICAL_DEFAULT[method] if it["potential"] is None else it["potential"]
+    return rule(system=cfg["system"]["kind"], cvs=cfg["cvs"]["names"], device=cfg["run"]["device"],
+                dtype=cfg["run"]["dtype"], splitting=it["splitting"], method=method, potential=potential)
 
 
 def load(path: str | Path, *, kind: str = "run") -> tuple[dict, str]:

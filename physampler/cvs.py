@@ -66,6 +66,26 @@ class FunctionCV(CV):
         return self.fn(q)
 
 
+class Coordinate(CV):
+    """ξ = q[index] of the flattened positions of each walker; ∂ξ/∂q is a one-hot array."""
+
+    analytic_gradient = True
+
+    def __init__(self, index: int = 0, name: str = "x", units: str = "1", long_name: str | None = None):
+        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+            raise ValueError(f"index: must be an integer >= 0 (got {index!r})")
+        super().__init__(name, units, long_name or f"coordinate {index}")
+        self.index = index
+
+    def value(self, q):
+        return q.reshape(q.shape[0], -1)[:, self.index]
+
+    def value_and_grad(self, q):
+        g = torch.zeros_like(q)
+        g.view(q.shape[0], -1)[:, self.index] = 1.0
+        return self.value(q).detach(), g
+
+
 class PotentialEnergy(CV):
     """ξ = U(q) of a :class:`System`; ∂ξ/∂q = −F uses the system's analytic forces if it has them."""
 

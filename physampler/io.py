@@ -157,8 +157,10 @@ def _bounds(ax: Axis) -> np.ndarray:
     return np.stack([e[:-1], e[1:]], axis=1)
 
 
-def landscape_dataset(landscape: Landscape, *, attrs: dict | None = None):
-    """The xarray Dataset of ``landscape`` (see the module docstring)."""
+def landscape_dataset(landscape: Landscape, *, attrs: dict | None = None, entropy: torch.Tensor | None = None):
+    """The xarray Dataset of ``landscape`` (see the module docstring).  ``entropy``: the estimate
+    of ln g to write as ``entropy`` when it is not the sampler's S itself (a method other than
+    Wang–Landau, :meth:`BiasedMD.log_density_of_states`); shifted and masked like S."""
     import xarray as xr
 
     axes = landscape.grid.axes
@@ -170,7 +172,8 @@ def landscape_dataset(landscape: Landscape, *, attrs: dict | None = None):
                                                                                "bounds": f"{a.name}_bounds"})
         data[f"{a.name}_bounds"] = ((a.name, "nv"), _bounds(a), {"units": unit_attrs(a.units)["units"]})
     S = landscape.S.detach().cpu().numpy()
-    data["entropy"] = (dims, landscape.shifted().detach().cpu().numpy(),
+    shifted = landscape.shifted() if entropy is None else _shift_visited(entropy, landscape.visited())
+    data["entropy"] = (dims, shifted.detach().cpu().numpy(),
                        {"long_name": "entropy S = ln g + const, minimum over visited bins = 0 (NaN: unvisited)",
                         "units": "1"})
     data["histogram"] = (dims, landscape.H.detach().cpu().numpy(),
@@ -226,8 +229,18 @@ def _clean_attrs(attrs: dict) -> dict:
     return out
 
 
-def write_landscape(path: str | Path, landscape: Landscape, *, attrs: dict | None = None) -> None:
-    ds = landscape_dataset(landscape, attrs=attrs)
+def _shift_visited(values: torch.Tensor, visited: torch.Tensor) -> torch.Tensor:
+    """``values`` − their minimum over visited (and finite) bins; NaN elsewhere."""
+    ok = visited & torch.isfinite(values)
+    out = torch.full_like(values, float("nan"))
+    if bool(ok.any()):
+        out[ok] = values[ok] - values[ok].min()
+    return out
+
+
+def write_landscape(path: str | Path, landscape: Landscape, *, attrs: dict | None = None,
+                    entropy: torch.Tensor | None = None) -> None:
+    ds = landscape_dataset(landscape, attrs=attrs, entropy=entropy)
     ds.attrs = _clean_attrs(ds.attrs)
     atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4"))
 
@@ -306,6 +319,24 @@ def read_landscape(path: str | Path, *, device=None) -> tuple[Landscape, dict]:
             ls.observable_counts[name] = torch.from_numpy(
                 np.asarray(ds[f"count_{name}"].values, dtype=np.float64).copy()).to(ls.device)
     return ls, dict(a)
+
+
+def read_entropy(path: str | Path) -> np.ndarray:
+    """The ``entropy`` variable of a physampler landscape.nc (ln g estimate, NaN at unvisited bins)."""
+    ds = _open_netcdf(path, "physampler landscape.nc")
+    if "entropy" not in ds.data_vars:
+        raise FileError(path, "has no variable 'entropy', so not a physampler landscape.nc")
+    return np.asarray(ds["entropy"].values, dtype=np.float64)
+
+
+def density_of_states(path: str | Path, landscape: Landscape, attrs: dict) -> np.ndarray:
+    """ln g (shifted, NaN at unvisited bins) of a landscape read by :func:`read_landscape`: the
+    sampler's own S for Wang–Landau (files without a ``method`` attribute included), whose copy in
+    ``entropy`` a hand edit cannot change; the ``entropy`` variable for any other method, whose
+    sampler grid is a bias rather than ln g (docs/science.md §4)."""
+    if str(attrs.get("method", "wang_landau")) == "wang_landau":
+        return landscape.shifted().numpy()
+    return read_entropy(path)
 
 
 def write_trajectory(path: str | Path, steps: np.ndarray, values: np.ndarray, names, units, walkers,

@@ -27,9 +27,11 @@ from . import config as C
 from .biases import LinearWall, QuadraticWall
 from .cvs import CVSet, FunctionCV, PotentialEnergy
 from .grid import Axis
-from .integrators import WLMD, WLMDState
+from .integrators import BiasedMD, WLMDState
+from .methods import Method, StaticBias, WangLandau, WellTemperedMetadynamics
 from .convergence import ConvergenceMonitor
-from .io import FileError, load_checkpoint, read_trajectory, save_checkpoint, write_landscape, write_text, write_trajectory
+from .io import (FileError, load_checkpoint, read_entropy, read_landscape, read_trajectory, save_checkpoint,
+                 write_landscape, write_text, write_trajectory)
 from .landscape import Landscape
 from .outdir import JobError, OutputDirectory
 from .rng import WalkerRNG
@@ -103,8 +105,8 @@ class Job:
     system: object
     cvs: CVSet
     landscape: Landscape
-    wlmd: WLMD
-    integrator: object  # WLMD or CompiledWLMD
+    wlmd: BiasedMD
+    integrator: object  # BiasedMD or CompiledWLMD
     device: torch.device
     dtype: torch.dtype
 
@@ -125,6 +127,8 @@ def build(cfg: dict, text: str, *, walkers_total: int | None = None) -> Job:
         system = DoubleWell1D(s["barrier"], dtype=dtype, device=dev)
     elif s["kind"] == "lj_cluster":
         system = LJCluster(s["atoms"], s["radius"], wall_stiffness=s["wall_stiffness"], dtype=dtype, device=dev)
+    elif s["kind"] == "python":
+        system = system_from_factory(s["factory"], dtype, dev)
     constraints = []
     if s["kind"] == "nn":  # everything torch.nn-specific lives in the adapter
         from .adapters.modular import system_from_config
@@ -140,13 +144,7 @@ def build(cfg: dict, text: str, *, walkers_total: int | None = None) -> Job:
                      out_of_range=ls_cfg["out_of_range"], wall_strength=ls_cfg["wall_strength"], device=dev)
     names = cvs.names
     if ls_cfg["initial_temperature"] is not None:
-        # S = (U − lower)/T: the WL force starts as the canonical force at T (k_B = 1) rather than zero,
-        # which would let atoms fly through each other until the first deposits build up.
-        k = names.index("energy")
-        u = axes[k].centres().to(dev) - axes[k].lower
-        shape = [1] * len(axes)
-        shape[k] = -1
-        land.S += (u / ls_cfg["initial_temperature"]).reshape(shape)
+        land.tilt(names.index("energy"), ls_cfg["initial_temperature"])
     biases = []
     for w in cfg["bias"]["walls"]:
         cls = QuadraticWall if w["shape"] == "quadratic" else LinearWall
@@ -160,14 +158,52 @@ def build(cfg: dict, text: str, *, walkers_total: int | None = None) -> Job:
     else:
         schedule = make_schedule(kind, f=sc["f"])
     it = cfg["integrator"]
-    wlmd = WLMD(system, cvs, land, schedule, dt=it["dt"], c_f=it["c_f"], kT=it["kT"], biases=biases,
-                constraints=constraints, walkers_total=walkers_total, splitting=it["splitting"])
+    wlmd = BiasedMD(system, cvs, _method(cfg, land, schedule), dt=it["dt"], c_f=it["c_f"], kT=it["kT"],
+                    biases=biases, constraints=constraints, walkers_total=walkers_total, splitting=it["splitting"],
+                    potential=it["potential"])
     integrator = wlmd
     if it["engine"] == "compiled" or (it["engine"] == "auto" and C.compiled_obstacle(cfg) is None):
         from .integrators.compiled import CompiledWLMD
 
         integrator = CompiledWLMD(wlmd)
     return Job(cfg, text, system, cvs, land, wlmd, integrator, dev, dtype)
+
+
+def system_from_factory(factory: str, dtype: torch.dtype, device: torch.device):
+    """The System that ``'package.module:function'`` builds, called as function(dtype, device);
+    :class:`~physampler.config.ConfigError` naming ``system.factory`` when it cannot be used."""
+    import importlib
+
+    from .system import System
+
+    mod, _, fn = factory.partition(":")
+    try:
+        obj = getattr(importlib.import_module(mod), fn)
+    except (ImportError, AttributeError) as e:
+        raise C.ConfigError(f"system.factory: cannot import {factory!r} ({type(e).__name__}: {e})") from None
+    system = obj(dtype=dtype, device=device)
+    if not isinstance(system, System):
+        raise C.ConfigError(f"system.factory: {factory!r} must return a physampler System (got {type(system).__name__})")
+    if not callable(getattr(system, "initial_positions", None)):
+        raise C.ConfigError(f"system.factory: the {type(system).__name__} of {factory!r} has no "
+                            "initial_positions(walkers, generator) for the walkers' starts")
+    return system
+
+
+def _method(cfg: dict, land: Landscape, schedule) -> Method:
+    """The [method] of ``cfg`` on landscape ``land``; a static bias reads its landscape.nc, whose
+    grid must be the config's (FileError otherwise)."""
+    m = cfg["method"]
+    if m["kind"] == "wang_landau":
+        return WangLandau(land, schedule)
+    if m["kind"] == "well_tempered_metadynamics":
+        return WellTemperedMetadynamics(land, schedule, delta_T=m["delta_T"], kT=cfg["integrator"]["kT"])
+    path = Path(m["landscape"])
+    frozen, _ = read_landscape(path)
+    if not frozen.grid.same_layout(land.grid):
+        got = [(a.name, a.lower, a.upper, a.bins) for a in frozen.grid.axes]
+        raise FileError(path, f"its grid {got} differs from [landscape] and [cvs] of this config")
+    return StaticBias.from_entropy(land, torch.from_numpy(read_entropy(path)))
 
 
 def resolved_t_wl(cfg: dict) -> float:
@@ -224,7 +260,12 @@ def initial_positions(job: Job, walkers: int | None = None) -> torch.Tensor:
             bound = job.system.box_bounds(cfg["system"]["box_c"], cfg["system"]["box_dim"]).to(q.device, q.dtype)
             q = torch.maximum(torch.minimum(q, bound), -bound)
         return q.to(job.device, job.dtype)
-    if kind == "harmonic":
+    if kind == "python":
+        q = torch.as_tensor(job.system.initial_positions(w, gen))
+        if tuple(q.shape) != (w, *job.system.shape):
+            raise C.ConfigError(f"system.factory: initial_positions({w}, generator) must return shape "
+                                f"{[w, *job.system.shape]} (got {list(q.shape)})")
+    elif kind == "harmonic":
         q = torch.randn((w, cfg["system"]["dims"]), generator=gen, dtype=torch.float64) / math.sqrt(cfg["system"]["stiffness"])
     elif kind == "double_well":
         q = -1.0 + 0.1 * torch.randn((w, 1), generator=gen, dtype=torch.float64)
@@ -357,7 +398,7 @@ class _Results:
         write_trajectory(self.out / "trajectory.nc", np.array(self.steps, dtype=np.int64), vals, names,
                          [c.units for c in job.cvs], self.walkers, attrs={"seed": cfg["run"]["seed"]})
         attrs = {"config": self.text, "seed": cfg["run"]["seed"], "walkers": len(self.walkers), "steps_done": step,
-                 "f_wl_final": float(job.wlmd.schedule(step)), "flatness_min_max": list(job.landscape.flatness()),
+                 "f_wl_final": job.wlmd.method.factor(step), "flatness_min_max": list(job.landscape.flatness()),
                  "complete": int(final)} | dict(extra or {})
         self.verdict = self.convergence.verdict(step, job.landscape)
         attrs |= self.verdict.attrs()
@@ -369,7 +410,10 @@ class _Results:
             attrs["schedule_t_wl"] = float(job.wlmd.schedule.t_wl)
         if cfg["output"]["temperatures"]:
             attrs["temperatures"] = cfg["output"]["temperatures"]
-        write_landscape(self.out / "landscape.nc", job.landscape, attrs=attrs)
+        attrs |= job.wlmd.method.params() | {"integrator_splitting": job.wlmd.splitting,
+                                             "integrator_potential": int(job.wlmd.potential)}
+        write_landscape(self.out / "landscape.nc", job.landscape, attrs=attrs,
+                        entropy=job.wlmd.log_density_of_states())
 
     def finish(self, step: int, log) -> None:
         if self.job.cfg["output"]["plot"]:
@@ -468,7 +512,7 @@ def _run_local(job: Job, out: Path, outdir: OutputDirectory, ck: dict | None, *,
             state = advance(job, state, n, stop=lambda: stop.signal is not None)
             if state.step % rep == 0 or state.step == total:
                 res.record(state.step, state.cv)
-            bar.update(state.step, float(job.wlmd.schedule(state.step)), state.cv.detach().cpu())
+            bar.update(state.step, job.wlmd.method.factor(state.step), state.cv.detach().cpu())
             if stop.signal is not None:
                 write_all(False)
                 name = signal.Signals(stop.signal).name
@@ -692,7 +736,7 @@ def _run_ranks(job: Job, world, out: Path, outdir: OutputDirectory, manifest: di
                 cvs = gather_cv()
                 if res is not None:
                     res.record(state.step, cvs, merged=state.step % K == 0 or state.step == total)
-                    bar.update(state.step, float(job.wlmd.schedule(state.step)), cvs)
+                    bar.update(state.step, job.wlmd.method.factor(state.step), cvs)
             if stop_all:
                 checkpoint(False)
                 sig = stop.signal or signal.SIGTERM

@@ -123,8 +123,13 @@ class Landscape:
         h = h.expand(xi.shape[0]) * inside
         idx, w = self.grid.gaussian_kernel(xi, self.sigma, self.cutoff, self.edge)
         self.S.view(-1).index_add_(0, idx.reshape(-1), (w * h[:, None]).reshape(-1))
-        b = self.grid.bin_index(xi)
-        self.H.view(-1).index_add_(0, b, inside.to(torch.float64))
+        self.count(xi, inside)
+
+    def count(self, xi: torch.Tensor, inside: torch.Tensor | None = None) -> None:
+        """H[bin(ξ)] += 1 for every in-range walker (the histogram part of a deposit)."""
+        if inside is None:
+            inside = self.grid.in_range(xi)
+        self.H.view(-1).index_add_(0, self.grid.bin_index(xi), inside.to(torch.float64))
 
     def observe(self, name: str, xi: torch.Tensor, values: torch.Tensor, inside: torch.Tensor | None = None) -> None:
         """Add ``values`` [W] of observable ``name`` to the bins of ξ (in-range walkers only);
@@ -183,6 +188,15 @@ class Landscape:
         vis = self.visited()
         if bool(vis.any()):
             self.S -= self.S[vis].min()
+
+    def tilt(self, axis: int, temperature: float) -> None:
+        """S += (ξ_axis − lower)/T at every bin: along an energy axis the force starts as the canonical
+        force at temperature T (k_B = 1) rather than zero, which would let atoms fly through each other
+        until the first deposits build up."""
+        a = self.grid.axes[_checks.non_negative_int("axis", axis)]
+        shape = [1] * self.grid.ndim
+        shape[axis] = -1
+        self.S += ((a.centres().to(self.device) - a.lower) / _checks.positive("temperature", temperature)).reshape(shape)
 
     def reset_histogram(self) -> None:
         self.H.zero_()

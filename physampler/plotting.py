@@ -62,6 +62,8 @@ def describe_system(attrs: dict) -> str:
         what = f"1-D double well, barrier h = {s['barrier']:g}"
     elif kind == "lj_cluster":
         what = f"LJ{s['atoms']} in a sphere R_c = {s['radius']:g} σ"
+    elif kind == "python":
+        what = f"system of {s['factory']}"
     else:
         con = {"box": f"box c = {s['box_c']:g}", "norm": f"|θ| = {s['norm_radius']:g}", "none": "unconstrained"}
         what = f"{s['model']} d_model {s['d_model']} on {s['task']} mod {s['p']} ({con[s['constraint']]})"
@@ -92,13 +94,13 @@ def landscape_figure(path: str | Path, *, trajectory: str | Path | None = None, 
     import matplotlib.patheffects as pe
     import matplotlib.pyplot as plt
 
-    from .io import FileError, read_landscape, read_trajectory
+    from .io import FileError, density_of_states, read_landscape, read_trajectory
 
-    # Drawn from the sampler's own S and H (checked by read_landscape), not from the exported copy.
+    # Wang–Landau files are drawn from the sampler's own S and H (checked by read_landscape), not the exported copy.
     ls, attrs = read_landscape(path)
     if not bool(ls.visited().any()):
         raise FileError(path, "no bin was visited, so there is no landscape to draw")
-    sv_all = ls.shifted().numpy()
+    sv_all = density_of_states(path, ls, attrs)
     dims = ls.grid.names
     axes_by_name = {a.name: a for a in ls.grid.axes}
     centres = {a.name: a.centres().numpy() for a in ls.grid.axes}

@@ -137,6 +137,8 @@ def run_estimate(cfg: dict) -> list[Item]:
         n, key = float(s["dims"]), "system.dims"
     elif s["kind"] == "double_well":
         n, key = 1.0, "system.dims"
+    elif s["kind"] == "python":
+        n, key = 1.0, "system.factory"  # the factory's own system is not known before it is built: not counted
     elif s["kind"] == "lj_cluster":
         n, key = 3.0 * s["atoms"], "system.atoms"
         # all-pairs distance vectors of the torch path and of the FIRE-quenched starts

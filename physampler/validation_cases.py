@@ -51,6 +51,7 @@ class LJCase:
     peak_range: tuple  # literature range of the C_V peak temperature
     reference_temperatures: tuple  # OpenMM runs for MBAR
     reference_steps: int  # per OpenMM temperature
+    start_temperature: float = 0.5  # S starts as (U − lower)/T: canonical forces at T, not free flight (ε)
 
 
 LJ_CASES = {

@@ -217,7 +217,7 @@ def test_baoab_splitting_samples_the_exact_configurational_variance(c_f):
     assert abs(ktd - 1.0) > 3 * se_k, (ktd, se_k)
 
 
-def test_splitting_is_checked_and_the_compiled_engine_runs_only_ktd():
+def test_splitting_is_checked_and_the_compiled_engine_runs_ktd_and_baoab():
     system = HarmonicWell.isotropic(2)
     land = ps.Landscape([ps.Axis("energy", 0.0, 6.0, bins=60)], sigma=1.0, out_of_range="wall")
     with pytest.raises(ValueError, match="splitting"):
@@ -226,4 +226,8 @@ def test_splitting_is_checked_and_the_compiled_engine_runs_only_ktd():
 
     text = "[system]\nkind = 'lj_cluster'\natoms = 13\n[landscape]\nlower = [-43.0]\nupper = [-20.0]\nbins = [46]\n" \
            "[integrator]\ndt = 0.005\nsplitting = 'baoab'\n[run]\nsteps = 100\n"
-    assert C.compiled_obstacle(C.parse(text)) == "integrator.splitting = 'ktd'"
+    assert C.compiled_obstacle(C.parse(text)) is None
+    assert C.compiled_obstacle(C.parse(text.replace("'baoab'", "'obabo'"))) == \
+        "integrator.splitting among 'ktd', 'baoab'"
+    assert C.compiled_obstacle(C.parse(text + "[method]\nkind = 'well_tempered_metadynamics'\ndelta_T = 2.0\n")) == \
+        "method.kind = 'wang_landau'"

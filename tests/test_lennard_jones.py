@@ -163,11 +163,11 @@ def test_bulk_matches_openmm_reference(mode, tail):
 
 
 # ---------------------------------------------------------- compiled vs torch
-def _wlmd(lj, walkers_total=None, out_of_range="wall"):
+def _wlmd(lj, walkers_total=None, out_of_range="wall", splitting="ktd"):
     ls = Landscape([Axis("energy", -45.0, -25.0, bins=100)], sigma=1.0, out_of_range=out_of_range)
     biases = [QuadraticWall(0, -26.0, 1.0, "upper"), LinearWall(0, -44.8, 0.5, "lower")]
     return WLMD(lj, PotentialEnergy(lj), ls, InverseTime(0.5, 50), dt=0.005, c_f=0.02, kT=0.3, biases=biases,
-                walkers_total=walkers_total)
+                walkers_total=walkers_total, splitting=splitting)
 
 
 def _ico_walkers(w):
@@ -183,12 +183,15 @@ def test_rng_normal_steps_equals_sequential_draws():
     assert torch.equal(a.normal((13, 3)), b.normal((13, 3)))
 
 
-def test_compiled_wlmd_follows_torch_wlmd():
+@pytest.mark.parametrize("splitting", ["ktd", "baoab"])
+def test_compiled_wlmd_follows_torch_wlmd(splitting):
+    """The numba block loop runs Wang–Landau on both splittings it implements, in the torch
+    engine's operations and order (one rule, physampler.rules, says when it applies)."""
     lj = LJCluster(13, 2.0)
     x0 = _ico_walkers(3)
-    w1 = _wlmd(lj)
+    w1 = _wlmd(lj, splitting=splitting)
     s1 = w1.init(x0, WalkerRNG(5, 3))
-    w2 = _wlmd(lj)
+    w2 = _wlmd(lj, splitting=splitting)
     c2 = CompiledWLMD(w2)
     s2 = c2.init(x0, WalkerRNG(5, 3))
     for _ in range(30):
@@ -202,7 +205,7 @@ def test_compiled_wlmd_follows_torch_wlmd():
     assert torch.equal(w1.landscape.H, w2.landscape.H)
     assert info.cv.shape == (30, 3, 1) and np.array_equal(info.f_wl, InverseTime(0.5, 50).values(1, 30))
     # Blocks compose: 10 + 20 steps equal 30 steps exactly.
-    w3 = _wlmd(lj)
+    w3 = _wlmd(lj, splitting=splitting)
     c3 = CompiledWLMD(w3)
     s3 = c3.init(x0, WalkerRNG(5, 3))
     s3, _ = c3.run(s3, 10)
@@ -249,6 +252,11 @@ def test_compiled_wlmd_reports_faults():
     with pytest.raises(ValueError, match="compiled WLMD"):
         CompiledWLMD(WLMD(lj, PotentialEnergy(lj), Landscape([Axis("energy", -45, -25, bins=100)]), InverseTime(1, 10),
                           dt=0.005, c_f=0.1, constraints=[PeriodicBox(10.0)]))
+    for kw, needs in (({"splitting": "obabo"}, "integrator.splitting among 'ktd', 'baoab'"),
+                      ({"potential": True}, "integrator.potential = false")):
+        with pytest.raises(ValueError, match=f"compiled engine needs {needs}"):
+            CompiledWLMD(WLMD(lj, PotentialEnergy(lj), Landscape([Axis("energy", -45, -25, bins=100)]),
+                              InverseTime(1, 10), dt=0.005, c_f=0.1, **kw))
 
 
 def test_compiled_baoab_follows_torch_baoab():

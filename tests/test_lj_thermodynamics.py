@@ -59,3 +59,11 @@ def test_lj13_heat_capacity_matches_openmm_mbar():
     assert worst_z(1.1 * s)[0] > 3  # thermostat at 1.1·T0, or deposits 10 % too high: S → 1.1·ln g
     assert worst_z(s, temps=r.temperatures * 1.05)[0] > 3  # reweighting at the wrong temperature
     assert worst_z(s, energies=u + 4 * (u[1] - u[0]))[1] > 3  # deposits four bins (0.2 ε) off in U
+
+    # The BAOAB splitting (numba engine) against the same reference: ⟨U⟩(T) is tested too, since
+    # BAOAB has no c_f/(2 − c_f) configurational offset (docs/science.md §3; the full validation:
+    # benchmarks/RESULTS.md).  Half the walkers, to bound the suite's time.
+    b = run_lj_cluster("lj13", steps=750_000, walkers=8, replicas=4, seed=8, reference=ref, splitting="baoab")
+    assert b.checks["C_V vs OpenMM+MBAR"], b.deviations
+    assert b.checks["<U> vs OpenMM+MBAR"], b.energy_deviations
+    assert b.checks["C_V peak in literature range"], b.peak_temperature

@@ -5,7 +5,8 @@ carry a leading walker axis; ``step`` returns ``(state, info)``.
 """
 from .operators import drift, friction_coefficient, kick, thermostat
 from .md import BAOAB, MDState, VelocityVerlet
-from .wlmd import WLMD, WLMDState
+from .splittings import SPLITTINGS
+from .wlmd import WLMD, BiasedMD, WLMDState
 
 INTEGRATORS = {"velocity_verlet": VelocityVerlet, "baoab": BAOAB, "wlmd": WLMD}
 
@@ -20,5 +21,5 @@ def integrator_class(kind: str):
 
 __all__ = [
     "kick", "drift", "thermostat", "friction_coefficient",
-    "VelocityVerlet", "BAOAB", "MDState", "WLMD", "WLMDState", "INTEGRATORS", "integrator_class",
+    "VelocityVerlet", "BAOAB", "MDState", "WLMD", "BiasedMD", "WLMDState", "SPLITTINGS", "INTEGRATORS", "integrator_class",
 ]

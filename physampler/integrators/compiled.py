@@ -9,8 +9,9 @@ compiled run and a torch run follow the same trajectory up to round-off, and
 the state they return is the same dataclass — they can be mixed freely.
 
 Per-step Python overhead is what limits small systems (LJ13: a few hundred
-flops per step); the block loop removes it.  Supported: LJ clusters with
-ξ = U on a 1-D landscape (WLMD) and periodic LJ (BAOAB), float64, CPU.
+flops per step); the block loop removes it.  Supported: Wang–Landau on LJ clusters
+with ξ = U on a 1-D landscape, splittings ktd and baoab (the rule of :mod:`physampler.rules`),
+and periodic LJ (BAOAB), float64, CPU.
 """
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ from ..faults import NumericalFault, OutOfGridError
 from ..systems import lj_kernels as K
 from ..systems.lennard_jones import LJBulk, LJCluster
 from .md import BAOAB, MDState
-from .wlmd import WLMD, WLMDState
+from ..rules import compiled_obstacle
+from .wlmd import BiasedMD, WLMDState
 
 
 @dataclass
@@ -64,29 +66,28 @@ class CompiledWLMD:
 
     Parameters
     ----------
-    wlmd : a :class:`WLMD` whose system is an LJCluster, whose single CV is that
+    wlmd : a Wang–Landau :class:`BiasedMD` (e.g. :class:`WLMD`) whose system is an LJCluster, whose single CV is that
         system's :class:`PotentialEnergy`, on a 1-D CPU landscape, with walls
         (:class:`QuadraticWall`/:class:`LinearWall`) as the only biases and no
         constraints (the confining sphere is part of the cluster's energy).
     """
 
-    def __init__(self, wlmd: WLMD):
-        if not isinstance(wlmd, WLMD):
+    def __init__(self, wlmd: BiasedMD):
+        if not isinstance(wlmd, BiasedMD):
             raise ValueError(f"wlmd: must be a WLMD integrator (got {type(wlmd).__name__})")
         sysm = wlmd.system
-        if not isinstance(sysm, LJCluster):
-            raise ValueError(f"wlmd.system: compiled WLMD supports LJCluster (got {type(sysm).__name__}); use WLMD.step")
         cvs = list(wlmd.cvs)
-        if len(cvs) != 1 or not isinstance(cvs[0], PotentialEnergy) or cvs[0].system is not sysm:
-            raise ValueError("wlmd.cvs: compiled WLMD needs exactly one CV, the system's PotentialEnergy (got "
-                             f"{[type(c).__name__ for c in cvs]})")
-        if wlmd.splitting != "ktd":
-            raise ValueError(f"wlmd.splitting: compiled WLMD runs the 'ktd' step (got {wlmd.splitting!r}); use WLMD.step")
+        energy = len(cvs) == 1 and isinstance(cvs[0], PotentialEnergy) and cvs[0].system is sysm
+        why = compiled_obstacle(system="lj_cluster" if isinstance(sysm, LJCluster) else type(sysm).__name__,
+                                cvs=["energy"] if energy else [c.name + "*" for c in cvs], device=wlmd.landscape.device.type,
+                                dtype="float64", splitting=wlmd.splitting, method=wlmd.method.kind,
+                                potential=wlmd.potential)
+        if why:
+            raise ValueError(f"wlmd: the compiled engine needs {why} (the system's own PotentialEnergy as the one CV); "
+                             "use its step()")
         if wlmd.constraints:
             raise ValueError(f"wlmd.constraints: compiled WLMD takes none (got {len(wlmd.constraints)})")
         ls = wlmd.landscape
-        if ls.device.type != "cpu":
-            raise ValueError(f"wlmd.landscape: compiled WLMD needs a CPU landscape (got {ls.device})")
         for b in wlmd.biases:
             if type(b) not in (QuadraticWall, LinearWall) or b.axis != 0:
                 raise ValueError(f"wlmd.biases: compiled WLMD supports walls on U only (got {type(b).__name__})")
@@ -138,7 +139,7 @@ class CompiledWLMD:
             x, v, a, cv, S, H, noise, fvals, conv.rc2, conv.shift, self.system.radius, self.system.wall_stiffness,
             lo, hi, width, float(self.landscape.sigma[0]), self.landscape.cutoff, self.landscape.edge == "reflect",
             self.landscape.out_of_range == "raise", self._edge_beta, *self._bias,
-            w.dt, w.c_f, w.kT, float(w.walkers_total or x.shape[0]), cv_out, info,
+            w.dt, w.c_f, w.kT, float(w.walkers_total or x.shape[0]), w.splitting == "baoab", cv_out, info,
         )
         if status != K.OK:
             _raise_fault(status, info, state, cv_out, self.landscape)

@@ -1,26 +1,22 @@
-"""Wang–Landau molecular dynamics ([P1] eqs. 2, 4, 5; docs/science.md §3).
+"""Biased molecular dynamics: any bias method on any splitting (docs/science.md §3, §4).
 
 Equation of motion, per walker, for CVs ξ = (ξ_1 … ξ_K):
 
-    q̈ = −(T0/m) · Σ_k ∂S_tot/∂ξ_k · ∂ξ_k/∂q,     S_tot = S(ξ, t) + Σ S_bias(ξ)
+    q̈ = [P]·F(q)/m − (T0/m) · Σ_k ∂S_tot/∂ξ_k · ∂ξ_k/∂q,     S_tot = S_m(ξ, t) + Σ S_bias(ξ)
 
-Discrete step t (1-based):
-    1. v ← v + a·dt                                        (kick, a from step t−1)
-    2. v ← (1 − c_f)·v + √(c_f(2 − c_f)·kT/m)·η           (thermostat)
-    3. q ← q + v·dt, then constraints                      (drift)
-    4. ξ ← ξ(q);  S ← S + (f_WL(t)/W)·K(ξ), H[ξ] += 1      (deposit, averaging semantics)
-    5. a ← −(T0/m)·vjp_ξ(q)[∂S_tot/∂ξ]                     (one backward pass)
+with S_m the method's grid bias (:mod:`physampler.methods`), [P] = 1 when the walkers also
+feel the system's potential (``potential``; metadynamics) and 0 for Wang–Landau MD ([P1]
+eqs. 2, 4, 5).  One step applies the operators of its splitting
+(:mod:`.splittings`); the F operator is
 
-Computing the acceleration at the end of the step, after the deposit, is the
-same as computing it at the start of the next one, but needs one CV forward and
-one backward per step.
+    constraints;  ξ ← ξ(q);  the method's deposit (e.g. S ← S + (f_WL(t)/W)·K(ξ), H[ξ] += 1);
+    a ← [P]·F/m − (T0/m)·vjp_ξ(q)[∂S_tot/∂ξ]                (one backward pass)
 
-``splitting = "baoab"`` orders the same operators as Leimkuhler & Matthews' BAOAB
-(AMRX 2013, doi:10.1093/amrx/abs010): half kick, half drift, thermostat, half drift,
-constraints, deposit and new acceleration, half kick.  It costs the same one forward
-and one backward, and its configurational sampling has no c_f/(2 − c_f) bias (exact
-on a harmonic well; docs/science.md §3), which the default "ktd" step above has.  Symbols: T0 = kT = ``kT``, c_f = ``c_f``, dt = ``dt``,
-m = system masses, W = walkers sharing the landscape.
+The default splitting "ktd" (kick, thermostat, drift, then F) is the [P1] step: its kick
+uses the acceleration computed at the end of the previous step, after that step's deposit,
+which is the same as computing it at the start of the step but needs one CV forward and one
+backward per step.  Symbols: T0 = kT = ``kT``, c_f = ``c_f``, dt = ``dt``, m = system
+masses, W = walkers sharing the landscape (``walkers_total``).
 """
 from __future__ import annotations
 
@@ -31,13 +27,15 @@ import torch
 from .. import _checks
 from ..biases import Bias, total_gradient
 from ..constraints import apply_all
-from ..cvs import CV, CVSet
+from ..cvs import CV, CVSet, PotentialEnergy
 from ..faults import check_finite
 from ..landscape import Landscape
 from ..rng import WalkerRNG
 from ..schedules import Schedule
 from ..system import System
+from ..methods import Method, WangLandau
 from .operators import drift, kick, maxwell_boltzmann, thermostat
+from .splittings import SPLITTINGS, partial_friction, thermostats
 
 
 @dataclass
@@ -57,77 +55,92 @@ class WLMDInfo:
     in_range: torch.Tensor  # [W] bool: walker deposited on the grid
 
 
-class WLMD:
-    """Wang–Landau MD over a shared :class:`Landscape`.
+class BiasedMD:
+    """A bias method carried by a splitting of the shared operators.
 
     Parameters
     ----------
-    system : provides the positions' shape and masses (its energy enters only
-        through CVs such as :class:`~physampler.cvs.PotentialEnergy`).
+    system : provides the positions' shape and masses, and the potential when ``potential``.
     cvs : the CVs, one per landscape axis, in axis order.
-    landscape, schedule : S(ξ, t) and f_WL(t); the landscape is updated in place.
-    dt, c_f, kT : time step, thermostat coefficient in [0, 1], temperature T0.
-    biases, constraints : extra S_bias terms; position constraints after the drift.
+    method : a :class:`~physampler.methods.Method` (its landscape is updated in place).
+    dt, c_f, kT : time step, thermostat coefficient per step in [0, 1], temperature T0.
+    splitting : ``ktd`` (default), ``baoab``, ``obabo`` or ``verlet`` (:mod:`.splittings`).
+    potential : whether the walkers also feel the system's forces; default: the method's
+        ``physical_default`` (False for Wang–Landau, True for metadynamics).
+    biases, constraints : extra S_bias terms; position constraints after the last drift.
     walkers_total : number of walkers sharing the landscape (all processes); each
-        deposits f_WL/walkers_total.  Default: the walkers of the state.
-    splitting : "ktd" (the [P1] step, default) or "baoab" (see the module docstring).
+        deposits f/walkers_total.  Default: the walkers of the state.
     """
 
-    SPLITTINGS = ("ktd", "baoab")
+    SPLITTINGS = tuple(SPLITTINGS)
 
     def __init__(
         self,
         system: System,
         cvs: CVSet | CV | list,
-        landscape: Landscape,
-        schedule: Schedule,
+        method: Method,
         *,
         dt: float,
         c_f: float,
         kT: float = 1.0,
+        splitting: str = "ktd",
+        potential: bool | None = None,
         biases=(),
         constraints=(),
         walkers_total: int | None = None,
-        splitting: str = "ktd",
     ):
         self.splitting = _checks.choice("splitting", splitting, self.SPLITTINGS)
         if not isinstance(system, System):
             raise ValueError(f"system: must be a physampler System (got {type(system).__name__})")
         if not isinstance(cvs, CVSet):
             cvs = CVSet(cvs)
-        if not isinstance(landscape, Landscape):
-            raise ValueError(f"landscape: must be a Landscape (got {type(landscape).__name__})")
-        if len(cvs) != landscape.grid.ndim:
-            raise ValueError(f"cvs: must give one CV per landscape axis ({landscape.grid.ndim}) (got {len(cvs)})")
-        if not isinstance(schedule, Schedule):
-            raise ValueError(f"schedule: must be a Schedule (got {type(schedule).__name__})")
+        if not isinstance(method, Method):
+            raise ValueError(f"method: must be a physampler Method (got {type(method).__name__})")
+        if len(cvs) != method.landscape.grid.ndim:
+            raise ValueError(f"cvs: must give one CV per landscape axis ({method.landscape.grid.ndim}) (got {len(cvs)})")
         for b in biases:
             if not isinstance(b, Bias):
                 raise ValueError(f"biases: must be Bias objects (got {type(b).__name__})")
         self.system = system
         self.cvs = cvs
-        self.landscape = landscape
-        self.schedule = schedule
+        self.method = method
         self.dt = _checks.positive("dt", dt)
         self.c_f = _checks.in_interval("c_f", c_f, 0.0, 1.0)
+        if not thermostats(self.splitting) and self.c_f != 0.0:
+            raise ValueError(f"c_f: splitting {self.splitting!r} has no thermostat; set c_f = 0 (got {c_f!r})")
         self.kT = _checks.positive("kT", kT)
+        self.potential = method.physical_default if potential is None else bool(potential)
         self.biases = list(biases)
         self.constraints = list(constraints)
         self.walkers_total = None if walkers_total is None else _checks.positive_int("walkers_total", walkers_total)
+        self._ops = SPLITTINGS[self.splitting]
+        self._c = {h: partial_friction(self.c_f, h) for op, h in self._ops if op == "O"}
+
+    @property
+    def landscape(self) -> Landscape:
+        return self.method.landscape
+
+    @property
+    def schedule(self) -> Schedule | None:
+        return self.method.schedule
 
     # ------------------------------------------------------------------ parts
     def _inv_mass(self, q):
         return 1.0 / torch.as_tensor(self.system.masses, dtype=q.dtype, device=q.device)
 
     def entropy_gradient(self, xi: torch.Tensor) -> torch.Tensor:
-        """∂S_tot/∂ξ = ∂S/∂ξ (+ edge walls) + Σ ∂S_bias/∂ξ, [W, K]."""
-        g = self.landscape.gradient(xi)
+        """∂S_tot/∂ξ = ∂S_m/∂ξ (+ edge walls) + Σ ∂S_bias/∂ξ, [W, K]."""
+        g = self.method.gradient(xi)
         b = total_gradient(self.biases, xi)
         return g if b is None else g + b
 
-    def _accel(self, q, xi, vjp, step):
+    def acceleration(self, q, xi, vjp, step):
+        """a = [P]·F(q)/m − (T0/m)·Σ_k ∂S_tot/∂ξ_k·∂ξ_k/∂q; a non-finite value raises with the step."""
         c = self.entropy_gradient(xi)
-        a = vjp(c.to(q.dtype)) * (-self.kT) * self._inv_mass(q)
+        f = vjp(c.to(q.dtype)) * (-self.kT)
+        if self.potential:
+            f = f + self.system.forces(q)
+        a = f * self._inv_mass(q)
         check_finite("force", a, step)
         return a
 
@@ -135,7 +148,7 @@ class WLMD:
         """``state`` with its acceleration recomputed under the current S (after the landscape was
         changed from outside, e.g. merged across ranks), positions and CVs unchanged."""
         xi, vjp = self.cvs.value_and_vjp(state.positions)
-        return replace(state, accel=self._accel(state.positions, xi, vjp, state.step))
+        return replace(state, accel=self.acceleration(state.positions, xi, vjp, state.step))
 
     # ------------------------------------------------------------- init/step
     def init(self, positions: torch.Tensor, rng: WalkerRNG, velocities: torch.Tensor | None = None) -> WLMDState:
@@ -154,34 +167,68 @@ class WLMD:
         check_finite("positions", positions, 0, rng.walkers)
         xi, vjp = self.cvs.value_and_vjp(positions)
         check_finite("CV", xi, 0, rng.walkers)
-        self.landscape.check_range(xi, 0, rng.walkers)
-        a = self._accel(positions, xi, vjp, 0)
+        self.method.check_range(xi, 0, rng.walkers)
+        a = self.acceleration(positions, xi, vjp, 0)
         return WLMDState(positions, velocities, a, xi, 0, rng)
 
-    def step(self, state: WLMDState):
-        t = state.step + 1
-        q, rng = state.positions, state.rng
-        inv_m = self._inv_mass(q)
-        if self.splitting == "ktd":
-            v = kick(state.velocities, state.accel, self.dt)
-            v = thermostat(v, self.c_f, self.kT, inv_m, rng.normal(q.shape[1:], dtype=q.dtype))
-            q = drift(q, v, self.dt)
-        else:  # baoab: B A O A here, the last B after the new acceleration
-            v = kick(state.velocities, state.accel, 0.5 * self.dt)
-            q = drift(q, v, 0.5 * self.dt)
-            v = thermostat(v, self.c_f, self.kT, inv_m, rng.normal(q.shape[1:], dtype=q.dtype))
-            q = drift(q, v, 0.5 * self.dt)
+    def _force_step(self, q, v, t, rng):
+        """The F operator: constraints, CVs, the method's deposit and per-bin observables, new acceleration."""
         q, v = apply_all(self.constraints, q, v)
         xi, vjp = self.cvs.value_and_vjp(q)
         check_finite("CV", xi, t, rng.walkers)
-        inside = self.landscape.check_range(xi, t, rng.walkers)
-        f = float(self.schedule(t))
-        n = self.walkers_total or q.shape[0]
-        self.landscape.deposit(xi, f / n, inside)
+        inside = self.method.check_range(xi, t, rng.walkers)
+        f = self.method.update(xi, t, inside, self.walkers_total or q.shape[0])
         for name, values in self.cvs.observables().items():
             self.landscape.observe(name, xi, values, inside)
-        a = self._accel(q, xi, vjp, t)
-        if self.splitting == "baoab":
-            v = kick(v, a, 0.5 * self.dt)
-        new = replace(state, positions=q, velocities=v, accel=a, cv=xi, step=t)
-        return new, WLMDInfo(cv=xi, f_wl=f, in_range=inside)
+        return q, v, xi, self.acceleration(q, xi, vjp, t), WLMDInfo(cv=xi, f_wl=f, in_range=inside)
+
+    def step(self, state: WLMDState):
+        t = state.step + 1
+        q, v, a, rng = state.positions, state.velocities, state.accel, state.rng
+        inv_m = self._inv_mass(q)
+        xi = info = None
+        for op, h in self._ops:
+            if op == "B":
+                v = kick(v, a, h * self.dt)
+            elif op == "A":
+                q = drift(q, v, h * self.dt)
+            elif op == "O":
+                v = thermostat(v, self._c[h], self.kT, inv_m, rng.normal(q.shape[1:], dtype=q.dtype))
+            else:
+                q, v, xi, a, info = self._force_step(q, v, t, rng)
+        return replace(state, positions=q, velocities=v, accel=a, cv=xi, step=t), info
+
+    def log_density_of_states(self) -> torch.Tensor:
+        """ln g(ξ) + const on the grid: the method's ln ρ(ξ), plus U/kT along a
+        :class:`~physampler.cvs.PotentialEnergy` axis when the walkers feel the potential
+        (then ρ ∝ g·e^(−U/kT)).  With the potential on and no energy axis it is ln ρ = −F/kT."""
+        ln = self.method.log_density(self.kT)
+        if self.potential:
+            for k, cv in enumerate(self.cvs):
+                if isinstance(cv, PotentialEnergy):
+                    shape = [1] * ln.ndim
+                    shape[k] = -1
+                    ln = ln + (self.landscape.grid.axes[k].centres().to(ln.device) / self.kT).reshape(shape)
+        return ln
+
+    # ----------------------------------------------------------- persistence
+    def state_dict(self) -> dict:
+        """The method's state (its landscape included); walkers' states are the caller's."""
+        return {"splitting": self.splitting, "method": self.method.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("splitting", self.splitting) != self.splitting:
+            raise ValueError(f"integrator state: splitting {state.get('splitting')!r} differs from {self.splitting!r}")
+        self.method.load_state_dict(state["method"])
+
+
+class WLMD(BiasedMD):
+    """Wang–Landau MD ([P1]): :class:`~physampler.methods.WangLandau` over ``landscape`` with
+    ``schedule``, walkers feeling no potential, on the ``ktd`` splitting unless told otherwise.
+
+    Parameters are those of :class:`BiasedMD`, with ``landscape`` and ``schedule`` in place
+    of ``method``.
+    """
+
+    def __init__(self, system: System, cvs, landscape: Landscape, schedule: Schedule, **kwargs):
+        super().__init__(system, cvs, WangLandau(landscape, schedule), **kwargs)

@@ -240,8 +240,11 @@ def _wall_gradient(xi, at, strength, sign, kind):
 def wlmd_cluster_block(x, v, a, cv, S, H, noise, fvals, rc2, shift, radius, k_wall,
                        lower, upper, width, sigma, cutoff, reflect, raise_oor, edge_beta,
                        bias_at, bias_strength, bias_sign, bias_kind,
-                       dt, c_f, kT, walkers_total, cv_out, info):
+                       dt, c_f, kT, walkers_total, baoab, cv_out, info):
     """Run ``len(fvals)`` WLMD steps on clusters; ξ = U.  State arrays are updated in place.
+
+    The splitting is ktd (B O A F) or, with ``baoab``, B½ A½ O A½ F B½, in the operations and
+    order of :class:`physampler.integrators.BiasedMD`.
 
     x, v, a : [W, n, 3] positions, velocities, accelerations; cv : [W] current U.
     S, H : [bins] landscape and histogram (shared).  noise : [W, steps, n, 3].
@@ -258,15 +261,23 @@ def wlmd_cluster_block(x, v, a, cv, S, H, noise, fvals, rc2, shift, radius, k_wa
     inside = np.empty(W, dtype=np.bool_)
     sig_v = math.sqrt(c_f * (2.0 - c_f) * kT * 1.0) if c_f != 0.0 else 0.0
     damp = 1.0 - c_f
+    hdt = 0.5 * dt
     for s in range(nsteps):
         for w in range(W):
             for i in range(n):
                 for k in range(3):
-                    vv = v[w, i, k] + a[w, i, k] * dt
-                    if c_f != 0.0:
-                        vv = damp * vv + sig_v * noise[w, s, i, k]
+                    if baoab:
+                        vv = v[w, i, k] + a[w, i, k] * hdt
+                        xx = x[w, i, k] + vv * hdt
+                        if c_f != 0.0:
+                            vv = damp * vv + sig_v * noise[w, s, i, k]
+                        x[w, i, k] = xx + vv * hdt
+                    else:
+                        vv = v[w, i, k] + a[w, i, k] * dt
+                        if c_f != 0.0:
+                            vv = damp * vv + sig_v * noise[w, s, i, k]
+                        x[w, i, k] = x[w, i, k] + vv * dt
                     v[w, i, k] = vv
-                    x[w, i, k] = x[w, i, k] + vv * dt
             u = cluster_energy_forces(x[w], rc2, shift, radius, k_wall, f[w])
             cv[w] = u
             cv_out[s, w] = u
@@ -306,6 +317,8 @@ def wlmd_cluster_block(x, v, a, cv, S, H, noise, fvals, rc2, shift, radius, k_wa
                 for k in range(3):
                     aa = (g * (-f[w, i, k])) * (-kT)
                     a[w, i, k] = aa
+                    if baoab:
+                        v[w, i, k] = v[w, i, k] + aa * hdt
                     if bad < 0 and not math.isfinite(aa):
                         bad = w
         if bad >= 0:

@@ -1,0 +1,30 @@
+"""Rules that the config check and the objects share, kept free of torch and numba so that
+checking a config imports neither: whether walkers feel the system's potential by default
+(per method) and when the compiled (numba) engine runs a job (:func:`physampler.config.compiled_obstacle`
+and :class:`~physampler.integrators.compiled.CompiledWLMD` both apply :func:`compiled_obstacle`).
+"""
+from __future__ import annotations
+
+#: per method kind: whether walkers also feel the system's potential unless told otherwise
+PHYSICAL_DEFAULT = {"wang_landau": False, "well_tempered_metadynamics": True, "static": False}
+
+#: the splittings the compiled block loop implements (physampler.systems.lj_kernels.wlmd_cluster_block)
+COMPILED_SPLITTINGS = ("ktd", "baoab")
+
+
+def compiled_obstacle(*, system: str, cvs: list[str], device: str, dtype: str, splitting: str, method: str,
+                      potential: bool) -> str | None:
+    """None when the compiled engine applies, else the first setting it would need, worded as config keys."""
+    if system != "lj_cluster":
+        return "system.kind = 'lj_cluster'"
+    if list(cvs) != ["energy"]:
+        return "cvs.names = ['energy']"
+    if device != "cpu" or dtype != "float64":
+        return "run.device = 'cpu' and run.dtype = 'float64'"
+    if splitting not in COMPILED_SPLITTINGS:
+        return f"integrator.splitting among {', '.join(map(repr, COMPILED_SPLITTINGS))}"
+    if method != "wang_landau":
+        return "method.kind = 'wang_landau'"
+    if potential:
+        return "integrator.potential = false"
+    return None
