@@ -46,8 +46,10 @@ from ..constraints import FixedNormShell, ReflectiveBox
 from ..cvs import CV, CVSet
 from ..faults import NumericalFault
 from ..grid import Axis
-from ..integrators.wlmd import WLMD, WLMDInfo, WLMDState
+from ..integrators.splittings import SPLITTINGS, thermostats
+from ..integrators.wlmd import BiasedMD, WLMDInfo, WLMDState
 from ..landscape import Landscape
+from ..methods import WangLandau
 from ..rng import WalkerRNG
 from ..schedules import InverseTime, Schedule
 from ..system import System
@@ -66,7 +68,7 @@ class _Parameters(System):
         self._cv = cv
 
     def flat(self) -> torch.Tensor:
-        return torch.cat([p.detach().reshape(-1) for p in self.params])[None]
+        return flat_parameters(self.params)
 
     def load(self, q: torch.Tensor) -> None:
         with torch.no_grad():
@@ -162,25 +164,27 @@ def wand_landscape(lower: float = -12.0, upper: float = 2.0, bins: int = 700, *,
                      sigma=sigma, out_of_range="wall", wall_strength=wall_strength, device=device)
 
 
-def _integrator(params, closure, landscape, schedule, *, lr, friction, kT, biases, constraints) -> WLMD:
+def _integrator(params, closure, landscape, schedule, *, lr, friction, kT, biases, constraints,
+                splitting) -> BiasedMD:
     cv = _LogLoss(params, closure)
-    return WLMD(cv.system, _LogLossSet(cv), landscape, schedule, dt=lr, c_f=friction, kT=kT, biases=biases,
-                constraints=constraints, walkers_total=1)
+    return BiasedMD(cv.system, _LogLossSet(cv), WangLandau(landscape, schedule), dt=lr, c_f=friction, kT=kT,
+                    biases=biases, constraints=constraints, walkers_total=1, splitting=splitting)
 
 
 def wand(params: list[torch.Tensor], closure: Callable[[], torch.Tensor], state: WLMDState | None, *,
          landscape: Landscape, schedule: Schedule, rng: WalkerRNG, lr: float, friction: float, kT: float = 1.0,
-         biases=(), constraints=()) -> tuple[WLMDState, WLMDInfo, torch.Tensor]:
+         biases=(), constraints=(), splitting: str = "ktd") -> tuple[WLMDState, WLMDInfo, torch.Tensor]:
     """Functional WanD: one step on ``params`` in place (cf. ``torch.optim.sgd.sgd``).
 
     ``state`` is the integrator state of the previous call (None at the start: the
     closure is evaluated at the initial parameters and velocities are drawn from
-    N(0, kT) with ``rng``).  Returns (new state, step info, loss at the new θ).
+    N(0, kT) with ``rng``).  ``splitting``: the core's splitting of the step (docs/science.md §3;
+    "ktd" is the [P1] step above).  Returns (new state, step info, loss at the new θ).
     The parameters are overwritten from the state, so they must not be changed in
     between (or pass ``state=None`` to restart the dynamics from them).
     """
     integ = _integrator(params, closure, landscape, schedule, lr=lr, friction=friction, kT=kT, biases=biases,
-                        constraints=constraints)
+                        constraints=constraints, splitting=splitting)
     cv = integ.cvs.cv
     if state is None:
         state = integ.init(cv.system.flat(), rng)
@@ -222,6 +226,12 @@ class WanD(Optimizer):
         shell: rescale after every drift and remove the radial velocity).
     seed : seed of the thermostat's random stream (default: drawn from torch's
         global generator, so ``torch.manual_seed`` controls it).
+    splitting : the core's splitting of the step: ``ktd`` (default, the [P1] step), ``baoab``,
+        ``obabo``, or ``verlet`` (friction 0); docs/science.md §3.
+
+    Per-parameter state lives in ``self.state[p]`` as in ``torch.optim``: ``velocity`` and
+    ``acceleration`` (tensors shaped like p) and ``step``; the shared landscape, random stream and
+    last ln L are under the ``wand`` entry of :meth:`state_dict`.
 
     F and β act per unit of ln L on all P parameters together, so they must grow with
     P: the defaults were found at P ≈ 1.4e4 and hold at 4.5e3 (tests/test_wand.py).
@@ -233,9 +243,12 @@ class WanD(Optimizer):
                  bins: int = WAND_DEFAULTS["bins"], sigma: float = WAND_DEFAULTS["sigma"],
                  wall_at: float | None = WAND_DEFAULTS["wall_at"], wall_strength: float = WAND_DEFAULTS["wall_strength"],
                  edge_wall_strength: float | None = None, box: float | None = None, norm: float | None = None,
-                 seed: int | None = None):
+                 seed: int | None = None, splitting: str = "ktd"):
         _checks.positive("lr", lr)
         _checks.in_interval("friction", friction, 0.0, 1.0)
+        self.splitting = _checks.choice("splitting", splitting, tuple(SPLITTINGS))
+        if not thermostats(self.splitting) and friction != 0.0:
+            raise ValueError(f"friction: splitting {splitting!r} has no thermostat; set friction = 0 (got {friction!r})")
         _checks.positive("kT", kT)
         if schedule is None:
             schedule = InverseTime(F=WAND_DEFAULTS["F"], t_wl=WAND_DEFAULTS["t_wl"])
@@ -274,7 +287,7 @@ class WanD(Optimizer):
         self.landscape = wand_landscape(lower, upper, bins, sigma=sigma, wall_strength=edge_wall_strength,
                                         device=device)
         self._rng = WalkerRNG(self.seed, 1, device=device)
-        self._state: WLMDState | None = None
+        self._cv: torch.Tensor | None = None  # ln L at the current parameters, [1, 1] (None before the first step)
         self._constraint_list = None  # built at the first step (groups are fixed from then on)
         self.last_info: WLMDInfo | None = None
 
@@ -324,12 +337,34 @@ class WanD(Optimizer):
                 p.mul_(scale.to(p.dtype))
 
     def add_param_group(self, param_group):
-        if getattr(self, "_state", None) is not None:
+        if getattr(self, "_cv", None) is not None:
             raise ValueError("param_group: WanD's walker is all parameters at once; add groups before the first step")
         super().add_param_group(param_group)
         self._constraint_list = None
 
     # ------------------------------------------------------------------- step
+    def _walker(self) -> WLMDState | None:
+        """The core's one-walker state assembled from the per-parameter state (None before the first step)."""
+        if self._cv is None:
+            return None
+        params = self._params()
+
+        def flat(key):
+            return torch.cat([self.state[p][key].reshape(-1) for p in params])[None]
+
+        return WLMDState(positions=flat_parameters(params), velocities=flat("velocity"), accel=flat("acceleration"),
+                         cv=self._cv, step=int(self.state[params[0]]["step"]), rng=self._rng)
+
+    def _scatter(self, walker: WLMDState) -> None:
+        """The walker's velocity and acceleration, cut back into each parameter's state."""
+        start = 0
+        for p in self._params():
+            n = p.numel()
+            self.state[p].update(velocity=walker.velocities[0, start:start + n].view_as(p).clone(),
+                                 acceleration=walker.accel[0, start:start + n].view_as(p).clone(), step=walker.step)
+            start += n
+        self._cv = walker.cv
+
     @torch.no_grad()
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> torch.Tensor:  # type: ignore[override]
         """One WLMD step; returns the loss at the updated parameters."""
@@ -337,30 +372,33 @@ class WanD(Optimizer):
             raise ValueError("closure: WanD needs the loss to build its landscape; call step(closure) with a "
                              "closure that re-evaluates the model and returns the loss")
         g = self.param_groups[0]
-        self._state, self.last_info, loss = wand(
-            self._params(), closure, self._state, landscape=self.landscape, schedule=self.schedule, rng=self._rng,
-            lr=g["lr"], friction=g["friction"], kT=g["kT"], biases=self._biases(), constraints=self._constraints())
+        walker, self.last_info, loss = wand(
+            self._params(), closure, self._walker(), landscape=self.landscape, schedule=self.schedule, rng=self._rng,
+            lr=g["lr"], friction=g["friction"], kT=g["kT"], biases=self._biases(), constraints=self._constraints(),
+            splitting=self.splitting)
+        self._scatter(walker)
         return loss
 
     @property
     def velocities(self) -> torch.Tensor | None:
         """The flat velocity vector [P] (None before the first step)."""
-        return None if self._state is None else self._state.velocities[0]
+        w = self._walker()
+        return None if w is None else w.velocities[0]
 
     @property
     def steps(self) -> int:
-        return 0 if self._state is None else self._state.step
+        return 0 if self._cv is None else int(self.state[self._params()[0]]["step"])
 
     # ------------------------------------------------------------- state dict
     def state_dict(self) -> dict:
-        """Plain tensors and numbers only (loads with ``torch.load(weights_only=True)``)."""
+        """torch.optim's state dict (per-parameter ``velocity``, ``acceleration``, ``step``) plus the
+        shared ``wand`` entry; plain tensors and numbers only (loads with ``torch.load(weights_only=True)``)."""
         sd = super().state_dict()
         wand_state = {"seed": self.seed, "schedule": {"kind": type(self.schedule).__name__, **self.schedule.params()},
-                      "landscape": self.landscape.state_dict(), "rng": self._rng.state_dict()}
-        if self._state is not None:
-            s = self._state
-            wand_state.update(step=s.step, velocities=s.velocities.detach().cpu().clone(),
-                              accel=s.accel.detach().cpu().clone(), cv=s.cv.detach().cpu().clone())
+                      "splitting": self.splitting, "landscape": self.landscape.state_dict(),
+                      "rng": self._rng.state_dict()}
+        if self._cv is not None:
+            wand_state["cv"] = self._cv.detach().cpu().clone()
         sd["wand"] = wand_state
         return sd
 
@@ -373,20 +411,26 @@ class WanD(Optimizer):
         if dict(ws["schedule"]) != sched:
             raise ValueError(f"state_dict: schedule differs from this optimizer's (got {dict(ws['schedule'])}, "
                              f"have {sched})")
+        if ws.get("splitting", "ktd") != self.splitting:
+            raise ValueError(f"state_dict: splitting {ws.get('splitting')!r} differs from this optimizer's "
+                             f"{self.splitting!r}")
+        params = self._params()
+        if "cv" in ws:
+            for i, p in enumerate(params):
+                st = sd["state"].get(i, {})
+                for key in ("velocity", "acceleration"):
+                    if not isinstance(st.get(key), torch.Tensor) or tuple(st[key].shape) != tuple(p.shape):
+                        got = list(st[key].shape) if isinstance(st.get(key), torch.Tensor) else None
+                        raise ValueError(f"state_dict: state[{i}].{key} must be a tensor of the parameter's shape "
+                                         f"{list(p.shape)} (got {got})")
         super().load_state_dict(sd)
         self.landscape.load_state_dict(ws["landscape"])
         self.seed = int(ws["seed"])
         self._rng = WalkerRNG(self.seed, 1, device=self.landscape.device)
         self._rng.load_state_dict(ws["rng"])
-        if "step" in ws:
-            params = self._params()
-            dev, dt = params[0].device, params[0].dtype
-            q = torch.cat([p.detach().reshape(-1) for p in params])[None]
-            if ws["velocities"].shape != q.shape:
-                raise ValueError(f"state_dict: velocities of shape {list(ws['velocities'].shape)} do not match the "
-                                 f"parameters {list(q.shape)}")
-            self._state = WLMDState(positions=q.clone(), velocities=ws["velocities"].to(dev, dt),
-                                    accel=ws["accel"].to(dev, dt), cv=ws["cv"].to(dev), step=int(ws["step"]),
-                                    rng=self._rng)
-        else:
-            self._state = None
+        self._cv = ws["cv"].to(params[0].device) if "cv" in ws else None
+
+
+def flat_parameters(params: list[torch.Tensor]) -> torch.Tensor:
+    """All parameters as one walker, [1, P], in parameter-group order."""
+    return torch.cat([p.detach().reshape(-1) for p in params])[None]

@@ -80,6 +80,23 @@ def ordered(lower_name: str, lower, upper_name: str, upper) -> tuple[float, floa
     return lo, hi
 
 
+def named_items(name: str, items, cls, what: str) -> list:
+    """``items`` (one ``cls`` or a sequence of them) as a non-empty list with unique ``.name``s."""
+    items = [items] if isinstance(items, cls) else list(items)
+    if not items or not all(isinstance(x, cls) for x in items):
+        raise ValueError(f"{name}: must be a non-empty list of {what} (got {items!r})")
+    names = [x.name for x in items]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{name}: names must be unique (got {names})")
+    return items
+
+
+def same(where: str, got, want) -> None:
+    """A saved state's ``got`` must equal this object's ``want``."""
+    if got != want:
+        raise ValueError(f"{where}: the saved {got!r} differs from this object's {want!r}")
+
+
 def is_prime(n: int) -> bool:
     """Deterministic Miller–Rabin for n < 3.3·10²⁴ (the first 13 prime bases; Sorenson &
     Webster, Math. Comp. 86, 985 (2017), doi:10.1090/mcom/3134), a strong probable-prime test

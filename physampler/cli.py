@@ -59,6 +59,16 @@ def _non_negative_int(text: str) -> int:
     return v
 
 
+def _job_arguments(p: argparse.ArgumentParser, kind: str) -> None:
+    """The options ``run`` and ``train`` share; ``kind`` names the config section they override."""
+    p.add_argument("--out", help="output directory (overrides output.directory)")
+    p.add_argument("--steps", type=_positive_int, help=f"total steps (overrides {kind}.steps)")
+    p.add_argument("--device", help=f"cpu | cuda | cuda:N (overrides {kind}.device)")
+    p.add_argument("--resume", action="store_true", help="continue the directory's checkpoint (refused when there is none)")
+    p.add_argument("--overwrite", action="store_true", help="replace the outputs of an existing directory")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="physampler", description="Wang–Landau MD entropy landscapes.")
     p.add_argument("--version", action="version", version=f"physampler {__version__}")
@@ -100,13 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "OpenMM+MBAR too, since ktd's configurational bias offsets it")
     r = sub.add_parser("run", help="run a sampling job from a TOML config (no CONFIG: the built-in default)")
     r.add_argument("config", nargs="?", help="TOML config (see docs/config.md); omitted: the built-in LJ13 job")
-    r.add_argument("--out", help="output directory (overrides output.directory)")
-    r.add_argument("--steps", type=_positive_int, help="total steps per walker (overrides run.steps)")
-    r.add_argument("--device", help="cpu | cuda | cuda:N (overrides run.device)")
-    r.add_argument("--resume", action="store_true",
-                   help="continue the directory's checkpoint (refused when there is none)")
-    r.add_argument("--overwrite", action="store_true", help="replace the outputs of an existing directory")
-    r.add_argument("--quiet", action="store_true", help="no progress output")
+    _job_arguments(r, "run")
     r.add_argument("--print-default-config", action="store_true", help="print the built-in default config and exit")
     ck = sub.add_parser("check", help="check a run or train config: validate it, estimate its memory and run time, "
                                       "print the resolved config; writes nothing")
@@ -118,13 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="wall time of the timed probe, 0.01-600 (default %(default)s)")
     t = sub.add_parser("train", help="full-batch training (adamw | sgd | wand) of a modular-arithmetic model")
     t.add_argument("config", help="train config (TOML: [system] [optimizer] [train] [output])")
-    t.add_argument("--out", help="output directory (overrides output.directory)")
-    t.add_argument("--steps", type=_positive_int, help="optimizer steps (overrides train.steps)")
-    t.add_argument("--device", help="cpu | cuda | cuda:N (overrides train.device)")
-    t.add_argument("--resume", action="store_true",
-                   help="continue the directory's checkpoint.pt (refused when there is none)")
-    t.add_argument("--overwrite", action="store_true", help="replace the outputs of an existing directory")
-    t.add_argument("--quiet", action="store_true", help="no progress output")
+    _job_arguments(t, "train")
     pl = sub.add_parser("plot", help="plot a landscape.nc (S(xi), C_V(T), 2-D heat map) or training histories")
     pl.add_argument("landscape", nargs="+", metavar="FILE",
                     help="landscape.nc, or one or more history.nc of physampler train (drawn together)")
@@ -362,56 +360,58 @@ def _job_errors(fn, out_of):
         return 1
 
 
-def _run(args) -> int:
+def _bad_input(e: Exception) -> int:
+    """One line for a file (``error: PATH: ...``) or a value (``physampler: error: ...``) that cannot be used; status 2."""
+    from .io import FileError
+
+    _say("error: " if isinstance(e, FileError) else "physampler: error: ", e)
+    return 2
+
+
+def _launch(args, kind: str, load, start) -> int:
+    """``run`` or ``train`` (``kind`` names the config section with ``steps`` and ``device``):
+    ``load()`` gives (config, text); the command-line overrides are applied and checked again;
+    ``start(cfg, text, out, **options)`` runs the job; errors become one line (:func:`_job_errors`)."""
     from pathlib import Path
 
+    from . import config as C
+
+    where = {}
+
+    def go():
+        cfg, text = load()
+        if args.steps is not None:
+            cfg[kind]["steps"] = args.steps
+        if args.device is not None:
+            cfg[kind]["device"] = args.device
+        (C.cross_checks if kind == "run" else C.train_checks)(cfg)
+        where["out"] = out = Path(args.out or cfg["output"]["directory"])
+        return start(cfg, text, out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
+                     log=lambda m: print(m, file=sys.stderr, flush=True))
+
+    return _job_errors(go, lambda: where.get("out"))
+
+
+def _run(args) -> int:
     from . import config as C
     from .job import DEFAULT_CONFIG, run
 
     if args.print_default_config:
         print(DEFAULT_CONFIG, end="")
         return 0
-    where = {}
-
-    def go():
-        if args.config is None:
-            text = DEFAULT_CONFIG
-            cfg = C.parse(text)
-        else:
-            cfg, text = C.load(args.config)
-        if args.steps is not None:
-            cfg["run"]["steps"] = args.steps
-        if args.device is not None:
-            cfg["run"]["device"] = args.device
-        C.cross_checks(cfg)
-        where["out"] = out = Path(args.out or cfg["output"]["directory"])
-        return run(cfg, text, out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
-                   log=lambda m: print(m, file=sys.stderr, flush=True))
-
-    return _job_errors(go, lambda: where.get("out"))
+    return _launch(args, "run", lambda: (C.parse(DEFAULT_CONFIG), DEFAULT_CONFIG) if args.config is None
+                   else C.load(args.config), run)
 
 
 def _train(args) -> int:
-    from pathlib import Path
-
     from . import config as C
 
-    where = {}
-
-    def go():
-        cfg, text = C.load(args.config, kind="train")
-        if args.steps is not None:
-            cfg["train"]["steps"] = args.steps
-        if args.device is not None:
-            cfg["train"]["device"] = args.device
-        C.train_checks(cfg)
+    def start(*a, **kw):
         from .adapters.training import run_training
 
-        where["out"] = out = Path(args.out or cfg["output"]["directory"])
-        return run_training(cfg, text, out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
-                            log=lambda m: print(m, file=sys.stderr, flush=True))
+        return run_training(*a, **kw)
 
-    return _job_errors(go, lambda: where.get("out"))
+    return _launch(args, "train", lambda: C.load(args.config, kind="train"), start)
 
 
 def _probe(cfg: dict, text: str, kind: str, seconds: float) -> tuple[int, float]:
@@ -536,12 +536,8 @@ def _plot(args) -> int:
             if len(args.landscape) > 1:
                 raise ValueError(f"FILE: one landscape.nc at a time (got {len(args.landscape)} files)")
             plot_landscape(first, out, trajectory=args.trajectory)
-    except FileError as e:
-        _say("error: ", e)
-        return 2
-    except ValueError as e:
-        _say("physampler: error: ", e)
-        return 2
+    except (FileError, ValueError) as e:
+        return _bad_input(e)
     print(out)
     return 0
 
@@ -620,12 +616,8 @@ def _analyze(args) -> int:
         names = [k for k in observed[0] if all(k in o for o in observed)]
         per_file = [reweight_observables(u, e, {k: o[k] for k in names}, temps) for (u, e), o in zip(pairs, observed)]
         obs = {k: np.stack([r[k] for r in per_file]) for k in names}
-    except FileError as e:
-        _say("error: ", e)
-        return 2
-    except ValueError as e:
-        _say("physampler: error: ", e)
-        return 2
+    except (FileError, ValueError) as e:
+        return _bad_input(e)
     buf = _io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(list(CSV_COLUMNS) + [col for k in obs for col in (f"mean_{k}", f"mean_{k}_error")])
@@ -666,18 +658,9 @@ def main(argv=None) -> int:
 
 def _main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "run":
-        return _run(args)
-    if args.command == "plot":
-        return _plot(args)
-    if args.command == "train":
-        return _train(args)
-    if args.command == "check":
-        return _check(args)
-    if args.command == "info":
-        return _info(args)
-    if args.command == "analyze":
-        return _analyze(args)
+    command = {"run": _run, "plot": _plot, "train": _train, "check": _check, "info": _info, "analyze": _analyze}
+    if args.command in command:
+        return command[args.command](args)
     if args.command == "validate":
         from .faults import NumericalFault
 

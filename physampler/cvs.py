@@ -16,6 +16,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from . import _checks
 from .system import System
 
 
@@ -106,15 +107,7 @@ class CVSet:
     """An ordered tuple of CVs forming the axes of one landscape."""
 
     def __init__(self, cvs: Sequence[CV] | CV):
-        if isinstance(cvs, CV):
-            cvs = [cvs]
-        cvs = list(cvs)
-        if not cvs or not all(isinstance(c, CV) for c in cvs):
-            raise ValueError(f"cvs: must be a non-empty list of CV objects (got {cvs!r})")
-        names = [c.name for c in cvs]
-        if len(set(names)) != len(names):
-            raise ValueError(f"cvs: names must be unique (got {names})")
-        self.cvs = cvs
+        self.cvs = _checks.named_items("cvs", cvs, CV, "CV objects")
 
     def __len__(self) -> int:
         return len(self.cvs)

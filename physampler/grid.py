@@ -73,15 +73,7 @@ class Grid:
     """Cartesian product of :class:`Axis` objects; row-major flat indexing."""
 
     def __init__(self, axes: Sequence[Axis] | Axis, *, device=None):
-        if isinstance(axes, Axis):
-            axes = [axes]
-        axes = list(axes)
-        if not axes or not all(isinstance(a, Axis) for a in axes):
-            raise ValueError(f"axes: must be a non-empty list of Axis (got {axes!r})")
-        names = [a.name for a in axes]
-        if len(set(names)) != len(names):
-            raise ValueError(f"axes: names must be unique (got {names})")
-        self.axes = axes
+        self.axes = _checks.named_items("axes", axes, Axis, "Axis")
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.shape = tuple(a.bins for a in axes)
         self.ndim = len(axes)

@@ -260,7 +260,7 @@ t_wl = 1000
 
 [run]
 walkers = 8
-steps = 30000
+steps = 15000
 seed = 3
 
 [output]
@@ -286,7 +286,7 @@ def test_a_system_defined_only_in_a_test_runs_from_a_config_factory_and_resumes_
     """``[system] kind = "python"``: a user's module on the path gives the whole job machinery —
     config, NetCDF, checkpoints — and a run SIGKILLed after its first checkpoint and resumed
     equals the uninterrupted run bit for bit.  Its S(U) is the quartic well's exact ln g to rms
-    0.5 over U > 0.5 (30 000 steps, a short run), and not the 3-D harmonic well's (control).
+    0.55 over U > 0.5 (15 000 steps, a short run), and not the 3-D harmonic well's (control).
     Bad factories are one line naming system.factory, exit status 2 (control: a typo'd name)."""
     from _procs import Child
 
@@ -305,7 +305,7 @@ def test_a_system_defined_only_in_a_test_runs_from_a_config_factory_and_resumes_
     assert p.poll() is None, "the run ended before its first checkpoint could be interrupted"
     os.kill(p.proc.pid, signal.SIGKILL)
     p.finish()
-    assert load_checkpoint(out / "checkpoint.pt")["step"] < 30000
+    assert load_checkpoint(out / "checkpoint.pt")["step"] < 15000
     assert cli.main(["run", str(cfg), "--out", str(out), "--resume", "--quiet"]) == 0
     same_landscape_files(ref / "landscape.nc", out / "landscape.nc")
     with xr.open_dataset(ref / "landscape.nc") as ds:
@@ -316,8 +316,8 @@ def test_a_system_defined_only_in_a_test_runs_from_a_config_factory_and_resumes_
         d = s[ok] - ln_g[ok]
         return float(np.sqrt(((d - d.mean()) ** 2).mean()))
 
-    assert rms_from(_quartic_log_g(u)) <= 0.5  # measured 0.36
-    assert rms_from(0.5 * np.log(u)) > 0.5  # control: the 3-D harmonic ln g, measured 0.74
+    assert rms_from(_quartic_log_g(u)) <= 0.55  # measured 0.39
+    assert rms_from(0.5 * np.log(u)) > 0.55  # control: the 3-D harmonic ln g, measured 0.78
     bad = tmp_path / "bad.toml"
     bad.write_text(_FACTORY_JOB.format(module="user_quartic_systen"))
     capsys.readouterr()

@@ -11,7 +11,7 @@ import torch
 
 import physampler as ps
 from physampler.analysis import reweight_observables
-from physampler.integrators import BiasedMD
+from physampler.integrators import BiasedMD, WLMDState
 from physampler.methods import StaticBias, WangLandau, WellTemperedMetadynamics
 from physampler.systems import DoubleWell1D, HarmonicWell
 from physampler.validation_metad import run_double_well, run_harmonic10
@@ -278,3 +278,35 @@ def test_config_runs_metadynamics_then_a_static_production_on_its_landscape(tmp_
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "landscape.nc" in err[0] and "grid" in err[0], err
     assert not (tmp_path / "o" / "landscape.nc").exists()
+
+
+def test_engine_state_dict_round_trip_continues_bitwise_and_refuses_another_method():
+    """BiasedMD.state_dict() (the method and its landscape) plus the walker state continue a
+    metadynamics run bit for bit; a Wang–Landau engine refuses a metadynamics state (control)."""
+    def engine():
+        system = DoubleWell1D(3.0)
+        land = ps.Landscape([ps.Axis("x", -1.9, 1.9, bins=38)], sigma=1.0, out_of_range="wall")
+        m = WellTemperedMetadynamics(land, ps.Constant(0.05), delta_T=4.0, kT=1.0)
+        from physampler.cvs import Coordinate
+
+        return BiasedMD(system, [Coordinate(0, "x")], m, dt=0.01, c_f=0.05, splitting="obabo")
+
+    a = engine()
+    s = a.init(torch.full((4, 1), -1.0, dtype=torch.float64), ps.WalkerRNG(3, 4))
+    for _ in range(100):
+        s, _ = a.step(s)
+    saved, walker = a.state_dict(), (s.positions.clone(), s.velocities.clone(), s.accel.clone(), s.cv.clone(), s.rng.state_dict())
+    for _ in range(100):
+        s, _ = a.step(s)
+    b = engine()
+    b.load_state_dict(saved)
+    rng = ps.WalkerRNG(3, 4)
+    rng.load_state_dict(walker[4])
+    t = WLMDState(*walker[:4], 100, rng)
+    for _ in range(100):
+        t, _ = b.step(t)
+    assert torch.equal(t.positions, s.positions) and torch.equal(b.landscape.S, a.landscape.S)
+    wl = BiasedMD(DoubleWell1D(3.0), [b.cvs.cvs[0]], WangLandau(ps.Landscape([ps.Axis("x", -1.9, 1.9, bins=38)]),
+                                                                  ps.Constant(0.1)), dt=0.01, c_f=0.05, splitting="obabo")
+    with pytest.raises(ValueError, match="method state: kind: the saved 'well_tempered_metadynamics' differs"):
+        wl.load_state_dict(saved)

@@ -261,3 +261,46 @@ def test_train_config_and_docs_take_the_wand_defaults_from_one_place():
             assert keys[k].default == v, k
     text = (Path(__file__).parents[1] / "docs" / "config.md").read_text()
     assert C.markdown(C.TRAIN_SCHEMA) in text
+
+
+def test_per_parameter_state_lives_in_self_state_and_any_splitting_is_the_core_step():
+    """As in torch.optim, ``opt.state[p]`` holds each parameter's ``velocity`` and
+    ``acceleration`` (p's shape) and ``step``, and torch.optim's state_dict carries them by
+    parameter index.  WanD on the BAOAB splitting is the core's BiasedMD(WangLandau, baoab) step
+    bit for bit; control: it differs from the default ktd step.  Verlet needs friction 0."""
+    from physampler.integrators import BiasedMD
+    from physampler.methods import WangLandau
+
+    net, ((xtr, ytr), test) = model_and_data()
+    ref_net = OneLayerTransformer(11, d_model=16, n_heads=2, d_head=8, d_mlp=32, dtype=torch.float64)
+    ref_net.load_state_dict(net.state_dict())
+    sched = InverseTime(F=0.5, t_wl=10)
+    opt = WanD(net.parameters(), schedule=sched, seed=7, splitting="baoab", **KW)
+    system = ModuleSystem(ref_net, (xtr, ytr), test, dtype=torch.float64)
+    land = wand_landscape(KW["lower"], KW["upper"], KW["bins"], sigma=1.0)
+    core = BiasedMD(system, ModuleCVSet(system, ["log_train_loss"]), WangLandau(land, sched), dt=KW["lr"],
+                    c_f=KW["friction"], kT=1.0, biases=[QuadraticWall(0, 2.0, 50.0, "upper")], walkers_total=1,
+                    splitting="baoab")
+    state = core.init(system.initial_positions(1), WalkerRNG(7, 1))
+    for t in range(25):
+        opt.step(closure_for(net, xtr, ytr))
+        state, _ = core.step(state)
+    flat = torch.cat([p.detach().reshape(-1) for p in net.parameters()])
+    assert torch.equal(flat, state.positions[0]) and torch.equal(opt.velocities, state.velocities[0])
+    params = list(net.parameters())
+    for p in params:
+        st = opt.state[p]
+        assert st["velocity"].shape == p.shape and st["acceleration"].shape == p.shape and st["step"] == 25
+    sd = opt.state_dict()
+    assert set(sd["state"]) == set(range(len(params))) and sd["wand"]["splitting"] == "baoab"
+    assert torch.equal(sd["state"][0]["velocity"], opt.state[params[0]]["velocity"])
+    ktd_net = OneLayerTransformer(11, d_model=16, n_heads=2, d_head=8, d_mlp=32, dtype=torch.float64)
+    ktd_net.load_state_dict(model_and_data()[0].state_dict())  # the same initial network
+    ktd = WanD(ktd_net.parameters(), schedule=sched, seed=7, **KW)
+    for _ in range(25):
+        ktd.step(closure_for(ktd_net, xtr, ytr))
+    assert not torch.equal(ktd.velocities, opt.velocities)
+    with pytest.raises(ValueError, match="friction: splitting 'verlet' has no thermostat"):
+        WanD(net.parameters(), splitting="verlet", **KW)
+    with pytest.raises(ValueError, match="splitting: must be one of"):
+        WanD(net.parameters(), splitting="abo", **KW)

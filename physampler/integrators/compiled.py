@@ -44,6 +44,11 @@ def _cpu_f64(t: torch.Tensor, name: str) -> np.ndarray:
     return t.detach().contiguous().numpy().copy()
 
 
+def _arrays(state, *names) -> list[np.ndarray]:
+    """Copies of the state's tensors ``names`` as float64 CPU arrays for the kernels."""
+    return [_cpu_f64(getattr(state, n), n) for n in names]
+
+
 def _raise_fault(status, info, state, cv_out, landscape):
     """Turn a kernel status into the exception the torch path raises, with step and walker."""
     s, w = int(info[0]), int(info[1])
@@ -123,10 +128,8 @@ class CompiledWLMD:
         """Advance ``steps`` WLMD steps; the landscape is updated in place."""
         steps = _checks.positive_int("steps", steps)
         w = self.wlmd
-        x = _cpu_f64(state.positions, "positions")
-        v = _cpu_f64(state.velocities, "velocities")
-        a = _cpu_f64(state.accel, "accel")
-        cv = _cpu_f64(state.cv, "cv")[:, 0].copy()
+        x, v, a, cv = _arrays(state, "positions", "velocities", "accel", "cv")
+        cv = cv[:, 0].copy()
         noise = state.rng.normal_steps(steps, x.shape[1:], dtype=torch.float64).numpy()
         fvals = self.schedule.values(state.step + 1, steps)
         S = self.landscape.S.numpy()
@@ -198,10 +201,8 @@ class CompiledBAOAB:
     def run(self, state: MDState, steps: int) -> tuple[MDState, BlockInfo]:
         steps = _checks.positive_int("steps", steps)
         b = self.baoab
-        x = _cpu_f64(state.positions, "positions")
-        v = _cpu_f64(state.velocities, "velocities")
-        f = _cpu_f64(state.forces, "forces")
-        u = _cpu_f64(state.energy, "energy") - self.system.tail_energy()
+        x, v, f, u = _arrays(state, "positions", "velocities", "forces", "energy")
+        u = u - self.system.tail_energy()
         if self._lists is None or self._lists[0].shape != x.shape:
             self._lists = self._build(x)
         x_ref, start, nbrs = self._lists

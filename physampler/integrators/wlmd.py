@@ -217,8 +217,7 @@ class BiasedMD:
         return {"splitting": self.splitting, "method": self.method.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        if state.get("splitting", self.splitting) != self.splitting:
-            raise ValueError(f"integrator state: splitting {state.get('splitting')!r} differs from {self.splitting!r}")
+        _checks.same("integrator state: splitting", state.get("splitting", self.splitting), self.splitting)
         self.method.load_state_dict(state["method"])
 
 

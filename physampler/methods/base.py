@@ -5,6 +5,7 @@ import abc
 
 import torch
 
+from .. import _checks
 from ..landscape import Landscape
 from ..schedules import Schedule
 
@@ -66,6 +67,5 @@ class Method(abc.ABC):
         return {"kind": self.kind, "landscape": self.landscape.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        if state.get("kind", self.kind) != self.kind:
-            raise ValueError(f"method state: is for {state.get('kind')!r}, this method is {self.kind!r}")
+        _checks.same("method state: kind", state.get("kind", self.kind), self.kind)
         self.landscape.load_state_dict(state["landscape"])
