@@ -96,7 +96,8 @@ def make_optimizer(cfg: dict, params):
     return WanD(params, lr=o["lr"], friction=o["friction"], kT=o["kT"], schedule=InverseTime(o["F"], o["t_wl"]),
                 lower=o["lower"], upper=o["upper"], bins=o["bins"], sigma=o["sigma"], wall_at=o["wall_at"],
                 wall_strength=o["wall_strength"], edge_wall_strength=o["edge_wall_strength"], box=s["box_c"] if s["constraint"] == "box" else None,
-                norm=s["norm_radius"] if s["constraint"] == "norm" else None, seed=cfg["train"]["seed"])
+                norm=s["norm_radius"] if s["constraint"] == "norm" else None, seed=cfg["train"]["seed"],
+                splitting=o["splitting"])
 
 
 class Trainer:

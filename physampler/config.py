@@ -101,7 +101,8 @@ SCHEMA: dict[str, dict[str, Key]] = {
                        "step pays the compilation)"),
         "factory": Key("str", None, "python: your own system, 'package.module:function', called as function(dtype, "
                        "device) and returning a physampler System with initial_positions(walkers, generator) "
-                       "(docs/architecture.md); required there", "module:function", is_factory),
+                       "(docs/architecture.md); required there unless the system is passed to physampler.run_job",
+                       "module:function", is_factory),
     },
     "cvs": {
         "names": Key("list[str]", ["energy"], "the CVs, one landscape axis each, in order", "non-empty, unique",
@@ -232,6 +233,8 @@ TRAIN_SCHEMA: dict[str, dict[str, Key]] = {
         "wall_strength": Key("float", WAND_DEFAULTS["wall_strength"], "wand: β of that wall ([P2]: 3e3–1e5)", "> 0", _pos),
         "edge_wall_strength": Key("float", None, "wand: β of the walls at the grid edges, β·(distance beyond the "
                                   "edge)²; default 1/bin width²", "> 0", _pos),
+        "splitting": Key("str", "ktd", "wand: the splitting of the step (as integrator.splitting of a run; verlet "
+                         "needs friction = 0)", choices=("ktd", "baoab", "obabo", "verlet")),
     },
     "train": {
         "steps": Key("int", REQUIRED, "full-batch optimizer steps", "> 0", _pos),
@@ -382,9 +385,7 @@ def cross_checks(cfg: dict) -> None:
     if len(set(names)) != len(names):
         raise _err("cvs.names", "must be unique", names)
     kind = cfg["system"]["kind"]
-    if (kind == "python") != (cfg["system"]["factory"] is not None):
-        if kind == "python":
-            raise ConfigError("system.factory: is required for kind = 'python', e.g. 'mypackage.systems:build' (got nothing)")
+    if kind != "python" and cfg["system"]["factory"] is not None:  # kind = python without one: physampler.run_job
         raise _err("system.factory", f"is only for kind = 'python' (system.kind = {kind!r})", cfg["system"]["factory"])
     for n in names:
         if (n in NN_CVS) != (kind == "nn"):
@@ -467,6 +468,9 @@ def train_checks(cfg: dict) -> None:
         raise _err("optimizer.lower", f"must be < optimizer.upper = {o['upper']}", o["lower"])
     if o["wall_at"] is not None and not math.isfinite(o["wall_at"]):
         raise _err("optimizer.wall_at", "must be a finite number", o["wall_at"])
+    if o["name"] == "wand" and o["splitting"] == "verlet" and o["friction"] != 0.0:
+        raise _err("optimizer.friction", "must be 0 for optimizer.splitting = 'verlet', which has no thermostat",
+                   o["friction"])
     if cfg["system"]["constraint"] == "box" and o["name"] != "wand":
         raise _err("system.constraint", "'box' is WanD's reflective box; adamw and sgd take 'none' or 'norm'",
                    cfg["system"]["constraint"])

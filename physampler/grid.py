@@ -98,6 +98,16 @@ class Grid:
     def to(self, device) -> "Grid":
         return Grid(self.axes, device=device)
 
+    @property
+    def lower_edges(self) -> torch.Tensor:
+        """[K] lower grid edges (float64, on the grid's device)."""
+        return self._lower
+
+    @property
+    def upper_edges(self) -> torch.Tensor:
+        """[K] upper grid edges (float64, on the grid's device)."""
+        return self._upper
+
     def same_layout(self, other: "Grid") -> bool:
         return [(a.name, a.lower, a.upper, a.bins) for a in self.axes] == [
             (a.name, a.lower, a.upper, a.bins) for a in other.axes

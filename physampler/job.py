@@ -111,8 +111,10 @@ class Job:
     dtype: torch.dtype
 
 
-def build(cfg: dict, text: str, *, walkers_total: int | None = None) -> Job:
-    """Objects of a checked config; ``walkers_total``: walkers sharing the landscape over all ranks."""
+def build(cfg: dict, text: str, *, walkers_total: int | None = None, system=None) -> Job:
+    """Objects of a checked config; ``walkers_total``: walkers sharing the landscape over all ranks;
+    ``system``: the System of ``[system] kind = "python"`` given as an object (:func:`run_job`)
+    instead of built by ``system.factory``."""
     from .systems import DoubleWell1D, HarmonicWell
     from .systems.lennard_jones import LJCluster
 
@@ -128,7 +130,8 @@ def build(cfg: dict, text: str, *, walkers_total: int | None = None) -> Job:
     elif s["kind"] == "lj_cluster":
         system = LJCluster(s["atoms"], s["radius"], wall_stiffness=s["wall_stiffness"], dtype=dtype, device=dev)
     elif s["kind"] == "python":
-        system = system_from_factory(s["factory"], dtype, dev)
+        system = checked_user_system(system, "the system given to run_job") if system is not None else \
+            system_from_factory(s["factory"], dtype, dev)
     constraints = []
     if s["kind"] == "nn":  # everything torch.nn-specific lives in the adapter
         from .adapters.modular import system_from_config
@@ -174,18 +177,25 @@ def system_from_factory(factory: str, dtype: torch.dtype, device: torch.device):
     :class:`~physampler.config.ConfigError` naming ``system.factory`` when it cannot be used."""
     import importlib
 
-    from .system import System
-
+    if factory is None:
+        raise C.ConfigError("system.factory: is required for kind = 'python', e.g. 'mypackage.systems:build' "
+                            "(or pass the system to physampler.run_job) (got nothing)")
     mod, _, fn = factory.partition(":")
     try:
         obj = getattr(importlib.import_module(mod), fn)
     except (ImportError, AttributeError) as e:
         raise C.ConfigError(f"system.factory: cannot import {factory!r} ({type(e).__name__}: {e})") from None
-    system = obj(dtype=dtype, device=device)
+    return checked_user_system(obj(dtype=dtype, device=device), repr(factory))
+
+
+def checked_user_system(system, what: str):
+    """A user's System, with ``initial_positions(walkers, generator)`` for the walkers' starts."""
+    from .system import System
+
     if not isinstance(system, System):
-        raise C.ConfigError(f"system.factory: {factory!r} must return a physampler System (got {type(system).__name__})")
+        raise C.ConfigError(f"system.factory: {what} must be a physampler System (got {type(system).__name__})")
     if not callable(getattr(system, "initial_positions", None)):
-        raise C.ConfigError(f"system.factory: the {type(system).__name__} of {factory!r} has no "
+        raise C.ConfigError(f"system.factory: the {type(system).__name__} of {what} has no "
                             "initial_positions(walkers, generator) for the walkers' starts")
     return system
 
@@ -432,7 +442,7 @@ def catch_signals():
     return stop, {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
 
 
-def open_job(cfg: dict, text: str, out: Path, *, resume: bool, overwrite: bool):
+def open_job(cfg: dict, text: str, out: Path, *, resume: bool, overwrite: bool, system=None):
     """Everything a single-process run checks before it writes: the machine (:func:`preflight`),
     the output directory (locked), the checkpoint's readability and config, then the objects.
     Returns ``(job, outdir, checkpoint dict or None)``; nothing has been written yet."""
@@ -445,7 +455,7 @@ def open_job(cfg: dict, text: str, out: Path, *, resume: bool, overwrite: bool):
             ck = load_checkpoint(out / "checkpoint.pt", keys=CHECKPOINT_KEYS)
             check_resume_config(cfg, ck["config"], out / "checkpoint.pt")
             cfg = _with_t_wl(cfg, ck)
-        job = build(cfg, text)
+        job = build(cfg, text, system=system)
     except BaseException:
         outdir.abandon()
         raise
@@ -465,18 +475,42 @@ def _with_t_wl(cfg: dict, ck: dict) -> dict:
 
 
 def run(cfg: dict, text: str, out: Path, *, resume: bool = False, overwrite: bool = False,
-        progress: bool = True, log=print) -> int:
+        progress: bool = True, log=print, system=None) -> int:
     """Run (or resume) the job; returns the process exit status (0, or 130/143 when interrupted).
     Under torchrun (WORLD_SIZE > 1) the walkers of all ranks share the landscape: :func:`run_distributed`."""
     from .distributed import world_from_env
 
     if world_from_env() is not None:
-        return run_distributed(cfg, text, out, resume=resume, overwrite=overwrite, progress=progress, log=log)
-    job, outdir, ck = open_job(cfg, text, out, resume=resume, overwrite=overwrite)
+        return run_distributed(cfg, text, out, resume=resume, overwrite=overwrite, progress=progress, log=log,
+                               system=system)
+    job, outdir, ck = open_job(cfg, text, out, resume=resume, overwrite=overwrite, system=system)
     try:
         return _run_local(job, out, outdir, ck, progress=progress, log=log)
     finally:
         outdir.abandon()  # leaves a refused directory as it was found; after the first write, only unlocks
+
+
+def run_job(config, out, *, system=None, resume: bool = False, overwrite: bool = False, progress: bool = False,
+            log=print) -> int:
+    """``physampler run`` from Python, with all of its machinery: config checks, the locked output
+    directory, CF NetCDF outputs, checkpoints and bit-for-bit ``resume``, signals, progress, torchrun.
+
+    ``config`` : TOML text or the path of a TOML file (docs/config.md).
+    ``system`` : your own :class:`~physampler.System` object (with ``initial_positions(walkers,
+        generator)``) for ``[system] kind = "python"``, in place of ``system.factory``.  A resume
+        must be given an equal system: the checkpoint holds the walkers and the landscape, not it.
+    Returns the exit status (0; 128 + signal when stopped by SIGINT/SIGTERM after a checkpoint).
+    :class:`~physampler.config.ConfigError`, :class:`~physampler.io.FileError` or
+    :class:`~physampler.outdir.JobError` for input that cannot be used, before anything is written.
+    """
+    text = str(config)
+    if "\n" not in text and Path(text).is_file():
+        cfg, text = C.load(text)
+    else:
+        cfg = C.parse(text)
+    if system is not None and cfg["system"]["kind"] != "python":
+        raise C.ConfigError(f"system.kind: a system object needs kind = 'python' (got {cfg['system']['kind']!r})")
+    return run(cfg, text, Path(out), resume=resume, overwrite=overwrite, progress=progress, log=log, system=system)
 
 
 def _run_local(job: Job, out: Path, outdir: OutputDirectory, ck: dict | None, *, progress: bool, log) -> int:
@@ -531,7 +565,7 @@ def _run_local(job: Job, out: Path, outdir: OutputDirectory, ck: dict | None, *,
 
 # ------------------------------------------------------------- distributed
 def run_distributed(cfg: dict, text: str, out: Path, *, resume: bool = False, overwrite: bool = False,
-                    progress: bool = True, log=print) -> int:
+                    progress: bool = True, log=print, system=None) -> int:
     """The job over R ranks (torchrun): rank r owns walkers (seed, r, 0..W−1) of R·W sharing one landscape.
 
     Checkpoints: every rank writes ``checkpoints/step-N/rank-r.pt`` (its walkers and streams), rank 0
@@ -582,7 +616,7 @@ def run_distributed(cfg: dict, text: str, out: Path, *, resume: bool = False, ov
         kind, manifest, extra = box[0]
         if kind is not None:
             raise {"FileError": FileError, "ConfigError": C.ConfigError, "JobError": JobError}[kind](*manifest)
-        job = build(cfg if manifest is None else _with_t_wl(cfg, extra), text, walkers_total=W * size)
+        job = build(cfg if manifest is None else _with_t_wl(cfg, extra), text, walkers_total=W * size, system=system)
         return _run_ranks(job, world, out, outdir, manifest, progress=progress, log=log)
     finally:
         outdir.abandon()

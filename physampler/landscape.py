@@ -161,7 +161,7 @@ class Landscape:
         """
         g = self.grid.interpolate_gradient(self.S, xi)
         if self.walls:
-            lo, hi = self.grid._lower, self.grid._upper  # the grid's own edges, on its device
+            lo, hi = self.grid.lower_edges, self.grid.upper_edges
             g = torch.where(xi < lo, g.clamp(max=0.0), torch.where(xi > hi, g.clamp(min=0.0), g))
         for wall in self.walls:
             g = g + wall.gradient(xi)

@@ -325,3 +325,49 @@ def test_a_system_defined_only_in_a_test_runs_from_a_config_factory_and_resumes_
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "system.factory: cannot import 'user_quartic_systen:build'" in err[0], err
     assert not (tmp_path / "b" / "landscape.nc").exists()
+
+
+_PYTHON_JOB = _USER_SYSTEM + '''
+
+if __name__ == "__main__":
+    import sys
+
+    from physampler import run_job
+
+    config, out = sys.argv[1], sys.argv[2]
+    sys.exit(run_job(config, out, system=QuarticWell(torch.float64, "cpu"), resume="--resume" in sys.argv,
+                     log=lambda m: print(m, file=sys.stderr, flush=True)))
+'''
+
+
+def test_the_python_job_api_runs_a_system_object_is_sigkilled_and_resumes_bitwise(tmp_path, monkeypatch):
+    """``physampler.run_job(config, out, system=obj)``: the same machinery from Python, for a
+    System object that exists only in a script of this test (no factory in the config).  The
+    script is SIGKILLed after its first checkpoint and resumed in this process; the landscape equals
+    the uninterrupted run's bit for bit.  Control: the same config from the command line, with no
+    object and no factory, is one line naming system.factory, exit status 2."""
+    (tmp_path / "user_job.py").write_text(_PYTHON_JOB)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import user_job
+    from physampler import run_job
+
+    cfg = tmp_path / "q.toml"
+    cfg.write_text(_FACTORY_JOB.replace('factory = "{module}:build"\n', ""))
+    ref = tmp_path / "ref"
+    assert run_job(cfg, ref, system=user_job.QuarticWell(torch.float64, "cpu"), log=lambda m: None) == 0
+    out = tmp_path / "killed"
+    p = subprocess.Popen([sys.executable, str(tmp_path / "user_job.py"), str(cfg), str(out)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not (out / "checkpoint.pt").exists() and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # polling for the child's first checkpoint, the marker it writes
+    assert p.poll() is None, p.communicate()[1]
+    os.kill(p.pid, signal.SIGKILL)
+    p.communicate()
+    assert load_checkpoint(out / "checkpoint.pt")["step"] < 15000
+    assert run_job(cfg, out, system=user_job.QuarticWell(torch.float64, "cpu"), resume=True, log=lambda m: None) == 0
+    same_landscape_files(ref / "landscape.nc", out / "landscape.nc")
+    cli_run = subprocess.run([sys.executable, "-m", "physampler", "run", str(cfg), "--out", str(tmp_path / "c")],
+                             capture_output=True, text=True, timeout=300)
+    lines = cli_run.stderr.strip().splitlines()
+    assert cli_run.returncode == 2 and len(lines) == 1 and "system.factory: is required" in lines[0], lines
