@@ -16,7 +16,6 @@ import time
 
 import numpy as np
 import pytest
-import torch
 import xarray as xr
 
 from physampler import config as C

@@ -11,6 +11,8 @@ from physampler.faults import NumericalFault
 from physampler.integrators import friction_coefficient, thermostat
 from physampler.systems import DoubleWell2D, HarmonicWell
 
+from _stats import mean_square_position
+
 
 def test_thermostat_operator_formula():
     v = torch.tensor([[1.0, -2.0]], dtype=torch.float64)
@@ -75,7 +77,6 @@ def _wlmd(W=None, seed=3, walkers=None, frozen=True):
     integ = ps.WLMD(sysm, cvs, land, sched, dt=0.02, c_f=0.05, kT=1.0,
                     biases=[ps.QuadraticWall(1, 5.0, 3.0, "upper")])
     rng = ps.WalkerRNG(seed, walkers if walkers is not None else W)
-    n = len(rng)
     q0 = torch.stack([torch.tensor([-1.0 + 0.3 * w, 0.1 * w], dtype=torch.float64) for w in rng.walkers])
     return integ, integ.init(q0, rng)
 
@@ -195,13 +196,7 @@ def _frozen_linear_s_variance(splitting: str, c_f: float, steps: int = 6000):
                 splitting=splitting)
     rng = ps.WalkerRNG(seed=21, walkers=16)
     state = w.init(torch.randn(16, 20, dtype=torch.float64, generator=torch.Generator().manual_seed(3)), rng)
-    samples = []
-    for t in range(steps):
-        state, _ = w.step(state)
-        if t >= 500:
-            samples.append(state.positions.pow(2).mean())
-    blocks = np.array([b.mean() for b in np.array_split(torch.stack(samples).numpy(), 20)])
-    return blocks.mean(), blocks.std(ddof=1) / math.sqrt(len(blocks))
+    return mean_square_position(w, state, steps)
 
 
 @pytest.mark.parametrize("c_f", [0.05, 0.2, 0.5])

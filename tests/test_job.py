@@ -13,7 +13,7 @@ import pytest
 import torch
 import xarray as xr
 
-from physampler import WLMD, InverseTime, PotentialEnergy, WalkerRNG, cli
+from physampler import WLMD, PotentialEnergy, WalkerRNG, cli
 from physampler.io import load_checkpoint, read_landscape, write_landscape
 from physampler.validation import harmonic_setup
 

@@ -16,6 +16,8 @@ from physampler.methods import StaticBias, WangLandau, WellTemperedMetadynamics
 from physampler.systems import DoubleWell1D, HarmonicWell
 from physampler.validation_metad import run_double_well, run_harmonic10
 
+from _stats import mean_square_position
+
 
 def _harmonic_wl(method_of, splitting="ktd", walkers=3, seed=4, steps=200):
     system = HarmonicWell.isotropic(4)
@@ -77,13 +79,7 @@ def _frozen_variance(splitting: str, dt: float, c_f: float, steps: int = 6000):
                   potential=True)
     state = md.init(torch.randn(16, 20, dtype=torch.float64, generator=torch.Generator().manual_seed(3)),
                     ps.WalkerRNG(seed=21, walkers=16))
-    samples = []
-    for t in range(steps):
-        state, _ = md.step(state)
-        if t >= 500:
-            samples.append(state.positions.pow(2).mean())
-    blocks = np.array([b.mean() for b in np.array_split(torch.stack(samples).numpy(), 20)])
-    return blocks.mean(), blocks.std(ddof=1) / math.sqrt(len(blocks))
+    return mean_square_position(md, state, steps)
 
 
 def test_obabo_samples_its_exact_harmonic_variance_and_baoab_the_true_one():
