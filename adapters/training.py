@@ -257,8 +257,8 @@ def run_training(cfg: dict, text: str, out, *, resume: bool = False, overwrite: 
     import signal
     from pathlib import Path
 
-    from ..io import FileError, load_checkpoint, save_checkpoint, write_text
-    from ..job import catch_signals, check_resume_config, preflight
+    from ..io import save_checkpoint, write_text
+    from ..job import catch_signals, preflight
     from ..progress import Progress
     from ..outdir import OutputDirectory
 
@@ -267,20 +267,8 @@ def run_training(cfg: dict, text: str, out, *, resume: bool = False, overwrite: 
     outdir = OutputDirectory(out, resume=resume, overwrite=overwrite, outputs=TRAIN_OUTPUTS,
                              checkpoint="checkpoint.pt").open()
     try:
-        ck = None
-        if resume:
-            ck = load_checkpoint(out / "checkpoint.pt", keys=CHECKPOINT_KEYS)
-            check_resume_config(cfg, ck["config"], out / "checkpoint.pt", kind="train")
-        trainer = Trainer(cfg)
-        if ck is not None:
-            try:
-                trainer.load_state_dict(ck)
-            except ValueError as e:
-                raise FileError(out / "checkpoint.pt", f"does not fit this training run: {e}") from None
+        trainer, ck = _open_trainer(cfg, out, resume)
         total = cfg["train"]["steps"]
-        if trainer.step_count > total:
-            raise FileError(out / "checkpoint.pt", f"is already at step {trainer.step_count}, beyond train.steps = "
-                                                   f"{total}")
         outdir.commit()  # every input checked: only now are old outputs replaced
         write_text(out / "config.toml", text)
         o = cfg["optimizer"]
@@ -307,26 +295,59 @@ def run_training(cfg: dict, text: str, out, *, resume: bool = False, overwrite: 
             bar.close()
             for sig, h in old.items():
                 signal.signal(sig, h)
-        if stop.signal is None:
-            save_checkpoint(out / "checkpoint.pt", {"config": text} | trainer.state_dict())
-        write_history(out / "history.nc", trainer.history, attrs=attrs | {"initial_norm": trainer.initial_norm})
-        save_checkpoint(out / "model.pt", {"config": text, "step": trainer.step_count,
-                                           "model": trainer.model.state_dict(),
-                                           "optimizer": trainer.optimizer.state_dict()})
-        if cfg["output"]["plot"]:
-            from ..plotting import plot_training
-
-            plot_training([out / "history.nc"], out / "history.png")
+        _final_outputs(cfg, text, out, trainer, attrs, final_checkpoint=stop.signal is None)
     finally:
         outdir.abandon()  # leaves a refused directory as it was found; after the first write, only unlocks
     if stop.signal is not None:  # one closing line, as for physampler run
         log(f"{signal.Signals(stop.signal).name} at step {trainer.step_count}: checkpoint written to "
             f"{out / 'checkpoint.pt'}; continue with --resume")
         return 128 + stop.signal
+    log(_summary(label, trainer, out))
+    return 0
+
+
+def _open_trainer(cfg: dict, out, resume: bool):
+    """The Trainer of ``cfg``, continued from ``out/checkpoint.pt`` when resuming: (trainer, checkpoint
+    or None); :class:`~physampler.io.FileError` for a checkpoint that does not fit."""
+    from ..io import FileError, load_checkpoint
+    from ..job import check_resume_config
+
+    ck = None
+    if resume:
+        ck = load_checkpoint(out / "checkpoint.pt", keys=CHECKPOINT_KEYS)
+        check_resume_config(cfg, ck["config"], out / "checkpoint.pt", kind="train")
+    trainer = Trainer(cfg)
+    if ck is not None:
+        try:
+            trainer.load_state_dict(ck)
+        except ValueError as e:
+            raise FileError(out / "checkpoint.pt", f"does not fit this training run: {e}") from None
+    if trainer.step_count > cfg["train"]["steps"]:
+        raise FileError(out / "checkpoint.pt", f"is already at step {trainer.step_count}, beyond train.steps = "
+                                               f"{cfg['train']['steps']}")
+    return trainer, ck
+
+
+def _final_outputs(cfg: dict, text: str, out, trainer, attrs: dict, *, final_checkpoint: bool) -> None:
+    """checkpoint.pt (unless a signal already wrote it), history.nc, model.pt and history.png."""
+    from ..io import save_checkpoint
+
+    if final_checkpoint:
+        save_checkpoint(out / "checkpoint.pt", {"config": text} | trainer.state_dict())
+    write_history(out / "history.nc", trainer.history, attrs=attrs | {"initial_norm": trainer.initial_norm})
+    save_checkpoint(out / "model.pt", {"config": text, "step": trainer.step_count,
+                                       "model": trainer.model.state_dict(), "optimizer": trainer.optimizer.state_dict()})
+    if cfg["output"]["plot"]:
+        from ..plotting import plot_training
+
+        plot_training([out / "history.nc"], out / "history.png")
+
+
+def _summary(label: str, trainer, out) -> str:
+    """The closing line of a finished training run."""
     t_fit, t_gen = (("not reached" if t is None else t) for t in trainer.history.times)
     delay = "—" if trainer.history.delay is None else trainer.history.delay
     last = trainer.history.values[-1]
-    log(f"{label}: {trainer.step_count} steps; t_fit {t_fit}, t_gen {t_gen}, delay {delay}; "
-        f"final train acc {last[2]:.3f}, test acc {last[3]:.3f}, |θ| {trainer.initial_norm:.1f} → {last[6]:.1f}; "
-        f"wrote {', '.join(p for p in TRAIN_OUTPUTS if (out / p).exists())} in {out}")
-    return 0
+    return (f"{label}: {trainer.step_count} steps; t_fit {t_fit}, t_gen {t_gen}, delay {delay}; "
+            f"final train acc {last[2]:.3f}, test acc {last[3]:.3f}, |θ| {trainer.initial_norm:.1f} → {last[6]:.1f}; "
+            f"wrote {', '.join(p for p in TRAIN_OUTPUTS if (out / p).exists())} in {out}")

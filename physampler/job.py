@@ -687,11 +687,77 @@ def verify_manifest(out: Path, size: int) -> dict:
     return man
 
 
-def _run_ranks(job: Job, world, out: Path, outdir: OutputDirectory, manifest: dict | None, *, progress: bool,
-               log) -> int:
+def _rank_start(job: Job, world, out: Path, outdir: OutputDirectory, manifest: dict | None, sync, res, rng,
+                log) -> WLMDState:
+    """This rank's walkers: restored from the manifest's checkpoint set, or started afresh from its
+    slice of the R·W starts; rank 0 commits the output directory and says how the run begins."""
+    W, total = job.cfg["run"]["walkers"], job.cfg["run"]["steps"]
+    if manifest is not None:
+        base = out / manifest["directory"]
+        lck = load_checkpoint(base / "landscape.pt")
+        job.landscape.load_state_dict(lck["landscape"])
+        state, _ = _restore(job, load_checkpoint(base / f"rank-{world.rank}.pt"), rng,
+                            base / f"rank-{world.rank}.pt", landscape=False)
+        sync.reset()
+        if res is not None:
+            res.restore(int(lck["trajectory_records"]), lck, base / "landscape.pt")
+    else:
+        q0 = initial_positions(job, W * world.size)[world.rank * W : (world.rank + 1) * W]
+        state = job.integrator.init(q0, rng)
+    if world.is_root:
+        outdir.commit()
+        write_text(out / "config.toml", job.text)
+        log(f"resuming at step {state.step} of {total} in {out} on {world.size} ranks" if manifest is not None
+            else f"starting {total} steps x {W * world.size} walkers in {out} on {world.size} ranks")
+    return state
+
+
+def _gather_cv(sync, state: WLMDState, size: int) -> torch.Tensor:
+    """The CVs of every rank's walkers, in rank order (one all-gather)."""
+    cv = state.cv.detach().contiguous()
+    parts = [torch.empty_like(cv) for _ in range(size)]
+    sync.collective(lambda: torch.distributed.all_gather(parts, cv), state.step)
+    return torch.cat(parts).cpu()
+
+
+def _rank_checkpoint(job: Job, world, sync, res, out: Path, state: WLMDState, final: bool) -> None:
+    """``checkpoints/step-N/rank-r.pt`` on every rank, then on rank 0 ``landscape.pt``, the outputs and
+    — after all rank files are on disk — ``manifest.json`` with their SHA-256; older sets are removed."""
     import hashlib
     import json
 
+    from . import distributed as D
+
+    rank, size = world.rank, world.size
+    d = out / "checkpoints" / f"step-{state.step}"
+    d.mkdir(parents=True, exist_ok=True)
+    payload = _state_payload(job, state, 0)
+    payload.pop("landscape")
+    payload["landscape_hash"] = D.landscape_hash(job.landscape)
+    save_checkpoint(d / f"rank-{rank}.pt", payload)
+    digests = [None] * size
+    mine = hashlib.sha256((d / f"rank-{rank}.pt").read_bytes()).hexdigest()
+    sync.collective(lambda: torch.distributed.all_gather_object(digests, mine), state.step)
+    if world.is_root:
+        save_checkpoint(d / "landscape.pt", {"config": job.text, "step": state.step,
+                                              "landscape": job.landscape.state_dict(),
+                                              "trajectory_records": len(res.steps), "t_wl": payload["t_wl"],
+                                              "convergence": res.convergence.state_dict()})
+        res.write(state.step, final, extra={"ranks": size, "walkers_per_rank": job.cfg["run"]["walkers"]})
+        files = {f"rank-{r}.pt": digests[r] for r in range(size)}
+        files["landscape.pt"] = hashlib.sha256((d / "landscape.pt").read_bytes()).hexdigest()
+        man = {"step": state.step, "world_size": size, "directory": f"checkpoints/step-{state.step}", "files": files}
+        write_text(out / "manifest.json", json.dumps(man, indent=1))
+        for old in (out / "checkpoints").iterdir():
+            if old.name != d.name:
+                for f in old.iterdir():
+                    f.unlink()
+                old.rmdir()
+    sync.collective(torch.distributed.barrier, state.step)
+
+
+def _run_ranks(job: Job, world, out: Path, outdir: OutputDirectory, manifest: dict | None, *, progress: bool,
+               log) -> int:
     from . import distributed as D
 
     cfg, text = job.cfg, job.text
@@ -702,58 +768,10 @@ def _run_ranks(job: Job, world, out: Path, outdir: OutputDirectory, manifest: di
     rep, ckpt, K = cfg["output"]["report_interval"], cfg["output"]["checkpoint_interval"], cfg["run"]["sync_interval"]
     rng = WalkerRNG(cfg["run"]["seed"], range(W), rank=rank, device=job.device)
     res = _Results(job, text, out, list(range(W * size))) if world.is_root else None
-    if manifest is not None:
-        base = out / manifest["directory"]
-        lck = load_checkpoint(base / "landscape.pt")
-        job.landscape.load_state_dict(lck["landscape"])
-        state, _ = _restore(job, load_checkpoint(base / f"rank-{rank}.pt"), rng, base / f"rank-{rank}.pt",
-                            landscape=False)
-        sync.reset()
-        if res is not None:
-            res.restore(int(lck["trajectory_records"]), lck, base / "landscape.pt")
-    else:
-        q0 = initial_positions(job, W * size)[rank * W : (rank + 1) * W]
-        state = job.integrator.init(q0, rng)
-    if world.is_root:
-        outdir.commit()
-        write_text(out / "config.toml", text)
-        log(f"resuming at step {state.step} of {total} in {out} on {size} ranks" if manifest is not None
-            else f"starting {total} steps x {W * size} walkers in {out} on {size} ranks")
-
-    def gather_cv():
-        cv = state.cv.detach().contiguous()
-        parts = [torch.empty_like(cv) for _ in range(size)]
-        sync.collective(lambda: torch.distributed.all_gather(parts, cv), state.step)
-        return torch.cat(parts).cpu()
+    state = _rank_start(job, world, out, outdir, manifest, sync, res, rng, log)
 
     def checkpoint(final: bool):
-        d = out / "checkpoints" / f"step-{state.step}"
-        d.mkdir(parents=True, exist_ok=True)
-        payload = _state_payload(job, state, 0)
-        payload.pop("landscape")
-        payload["landscape_hash"] = D.landscape_hash(job.landscape)
-        save_checkpoint(d / f"rank-{rank}.pt", payload)
-        digests = [None] * size
-        mine = hashlib.sha256((d / f"rank-{rank}.pt").read_bytes()).hexdigest()
-        sync.collective(lambda: torch.distributed.all_gather_object(digests, mine), state.step)
-        if world.is_root:
-            save_checkpoint(d / "landscape.pt", {"config": text, "step": state.step,
-                                                  "landscape": job.landscape.state_dict(),
-                                                  "trajectory_records": len(res.steps),
-                                                  "t_wl": payload["t_wl"],
-                                                  "convergence": res.convergence.state_dict()})
-            res.write(state.step, final, extra={"ranks": size, "walkers_per_rank": W})
-            files = {f"rank-{r}.pt": digests[r] for r in range(size)}
-            files["landscape.pt"] = hashlib.sha256((d / "landscape.pt").read_bytes()).hexdigest()
-            man = {"step": state.step, "world_size": size, "directory": f"checkpoints/step-{state.step}",
-                   "files": files}
-            write_text(out / "manifest.json", json.dumps(man, indent=1))
-            for old in (out / "checkpoints").iterdir():
-                if old.name != d.name:
-                    for f in old.iterdir():
-                        f.unlink()
-                    old.rmdir()
-        sync.collective(torch.distributed.barrier, state.step)
+        _rank_checkpoint(job, world, sync, res, out, state, final)
 
     stop, old = catch_signals()
     bar = Progress(total, state.step, progress and world.is_root)
@@ -767,7 +785,7 @@ def _run_ranks(job: Job, world, out: Path, outdir: OutputDirectory, manifest: di
                 # The acceleration must come from the merged S, as if all walkers shared one process.
                 state = job.wlmd.refresh(state)
             if state.step % rep == 0 or state.step == total:
-                cvs = gather_cv()
+                cvs = _gather_cv(sync, state, size)
                 if res is not None:
                     res.record(state.step, cvs, merged=state.step % K == 0 or state.step == total)
                     bar.update(state.step, job.wlmd.method.factor(state.step), cvs)
