@@ -569,6 +569,12 @@ def _info(args) -> int:
         print(f"axis        {a.name} [{a.units}]: {a.lower:g} .. {a.upper:g}, {a.bins} bins of {a.width:g}")
     print(f"kernel      sigma {ls.sigma.tolist()} bins, cutoff {ls.cutoff} sigma, edge {ls.edge}, "
           f"out_of_range {ls.out_of_range}")
+    if "method" in attrs:
+        dT = _attr(attrs, "method_delta_T")
+        tempering = "" if dT == "?" else f" (delta_T {dT:g}, bias factor {_attr(attrs, 'method_bias_factor'):g})"
+        potential = {1: "on", 0: "off"}.get(_attr(attrs, "integrator_potential", int), "?")
+        print(f"method      {attrs['method']}{tempering}, splitting {attrs.get('integrator_splitting', '?')}, "
+              f"potential {potential}")
     complete = _attr(attrs, "complete", int)
     print(f"run         steps {_attr(attrs, 'steps_done', int)}, walkers {_attr(attrs, 'walkers', int)}, "
           f"seed {_attr(attrs, 'seed', int)}, complete {'?' if complete == '?' else bool(complete)}")

@@ -252,6 +252,10 @@ def test_config_runs_metadynamics_then_a_static_production_on_its_landscape(tmp_
         u, s = ds["energy"].values, ds["entropy"].values
     ok = np.isfinite(s) & (u > 1.0) & (u < 11.0)
     assert abs(np.polyfit(np.log(u[ok]), s[ok], 1)[0] - 1.0) < 0.1
+    capsys.readouterr()
+    assert _run_cli("info", tmp_path / "m" / "landscape.nc") == 0
+    assert ("method      well_tempered_metadynamics (delta_T 9, bias factor 10), splitting baoab, potential on"
+            in capsys.readouterr().out)
     static = tmp_path / "static.toml"
     static.write_text(_METAD_JOB.format(kind="static", extra=f'landscape = "{tmp_path / "m" / "landscape.nc"}"',
                                         steps=16000).replace("delta_T = 9.0", "").replace("walkers = 16", "walkers = 64"))
