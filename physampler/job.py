@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -535,6 +536,8 @@ def _run_local(job: Job, out: Path, outdir: OutputDirectory, ck: dict | None, *,
         res.write(state.step, final)
         save_checkpoint(out / "checkpoint.pt", _state_payload(job, state, len(res.steps))
                         | {"convergence": res.convergence.state_dict()})
+        if os.environ.get("PHYSAMPLER_CHECKPOINT_MARKER"):  # for tests that kill a run once it can be resumed
+            print(f"physampler: checkpoint written at step {state.step}", file=sys.stderr, flush=True)
 
     stop, old = catch_signals()  # before the start line: a signal after it always ends with a checkpoint
     log(f"resuming at step {state.step} of {total} in {out}" if ck is not None

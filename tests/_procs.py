@@ -10,9 +10,11 @@ import time
 class Child:
     """``python -m physampler ARGS`` with its stderr read line by line on a thread."""
 
-    def __init__(self, *args, env=None):
+    def __init__(self, *args, env=None, command=None):
+        """``command``: the program to run instead of ``python -m physampler`` (e.g. [python, script])."""
         env = dict(os.environ, **(env or {}))
-        self.proc = subprocess.Popen([sys.executable, "-m", "physampler", *map(str, args)], stdout=subprocess.PIPE,
+        command = command or [sys.executable, "-m", "physampler"]
+        self.proc = subprocess.Popen([*command, *map(str, args)], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, env=env)
         self.lines: list[str] = []
         self._q: queue.Queue = queue.Queue()

@@ -298,11 +298,8 @@ def test_a_system_defined_only_in_a_test_runs_from_a_config_factory_and_resumes_
     ref = tmp_path / "ref"
     assert cli.main(["run", str(cfg), "--out", str(ref), "--quiet"]) == 0
     out = tmp_path / "killed"
-    p = Child("run", cfg, "--out", out, "--quiet")
-    assert p.wait_for(f" in {out}")
-    while not (out / "checkpoint.pt").exists() and p.poll() is None:  # the first checkpoint is the marker
-        time.sleep(0.02)
-    assert p.poll() is None, "the run ended before its first checkpoint could be interrupted"
+    p = Child("run", cfg, "--out", out, "--quiet", env={"PHYSAMPLER_CHECKPOINT_MARKER": "1"})
+    assert p.wait_for("physampler: checkpoint written at step"), p.lines
     os.kill(p.proc.pid, signal.SIGKILL)
     p.finish()
     assert load_checkpoint(out / "checkpoint.pt")["step"] < 15000
@@ -346,6 +343,8 @@ def test_the_python_job_api_runs_a_system_object_is_sigkilled_and_resumes_bitwis
     script is SIGKILLed after its first checkpoint and resumed in this process; the landscape equals
     the uninterrupted run's bit for bit.  Control: the same config from the command line, with no
     object and no factory, is one line naming system.factory, exit status 2."""
+    from _procs import Child
+
     (tmp_path / "user_job.py").write_text(_PYTHON_JOB)
     monkeypatch.syspath_prepend(str(tmp_path))
     import user_job
@@ -356,14 +355,11 @@ def test_the_python_job_api_runs_a_system_object_is_sigkilled_and_resumes_bitwis
     ref = tmp_path / "ref"
     assert run_job(cfg, ref, system=user_job.QuarticWell(torch.float64, "cpu"), log=lambda m: None) == 0
     out = tmp_path / "killed"
-    p = subprocess.Popen([sys.executable, str(tmp_path / "user_job.py"), str(cfg), str(out)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while not (out / "checkpoint.pt").exists() and p.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)  # polling for the child's first checkpoint, the marker it writes
-    assert p.poll() is None, p.communicate()[1]
-    os.kill(p.pid, signal.SIGKILL)
-    p.communicate()
+    p = Child(cfg, out, command=[sys.executable, str(tmp_path / "user_job.py")],
+              env={"PHYSAMPLER_CHECKPOINT_MARKER": "1"})
+    assert p.wait_for("physampler: checkpoint written at step"), p.lines
+    os.kill(p.proc.pid, signal.SIGKILL)
+    p.finish()
     assert load_checkpoint(out / "checkpoint.pt")["step"] < 15000
     assert run_job(cfg, out, system=user_job.QuarticWell(torch.float64, "cpu"), resume=True, log=lambda m: None) == 0
     same_landscape_files(ref / "landscape.nc", out / "landscape.nc")
