@@ -50,7 +50,7 @@ import numpy as np
 import torch
 
 from .grid import Axis
-from .landscape import Landscape
+from .landscape import Landscape, shift_visited
 
 CHECKPOINT_FORMAT = 1
 #: prefix of the staging directories of :func:`atomic_write` (left behind only by a SIGKILL)
@@ -172,7 +172,7 @@ def landscape_dataset(landscape: Landscape, *, attrs: dict | None = None, entrop
                                                                                "bounds": f"{a.name}_bounds"})
         data[f"{a.name}_bounds"] = ((a.name, "nv"), _bounds(a), {"units": unit_attrs(a.units)["units"]})
     S = landscape.S.detach().cpu().numpy()
-    shifted = landscape.shifted() if entropy is None else _shift_visited(entropy, landscape.visited())
+    shifted = landscape.shifted() if entropy is None else shift_visited(entropy, landscape.visited())
     data["entropy"] = (dims, shifted.detach().cpu().numpy(),
                        {"long_name": "entropy S = ln g + const, minimum over visited bins = 0 (NaN: unvisited)",
                         "units": "1"})
@@ -226,15 +226,6 @@ def _clean_attrs(attrs: dict) -> dict:
         elif isinstance(v, (list, tuple)):
             v = np.asarray(v, dtype=np.float64)
         out[k] = v
-    return out
-
-
-def _shift_visited(values: torch.Tensor, visited: torch.Tensor) -> torch.Tensor:
-    """``values`` − their minimum over visited (and finite) bins; NaN elsewhere."""
-    ok = visited & torch.isfinite(values)
-    out = torch.full_like(values, float("nan"))
-    if bool(ok.any()):
-        out[ok] = values[ok] - values[ok].min()
     return out
 
 

@@ -34,6 +34,15 @@ POLICIES = ("raise", "wall")
 MERGES = ("mean", "sum")
 
 
+def shift_visited(values: torch.Tensor, visited: torch.Tensor) -> torch.Tensor:
+    """``values`` − their minimum over visited (and finite) bins; NaN elsewhere."""
+    ok = visited & torch.isfinite(values)
+    out = torch.full_like(values, float("nan"))
+    if bool(ok.any()):
+        out[ok] = values[ok] - values[ok].min()
+    return out
+
+
 class Landscape:
     """Shared S and H for all walkers (float64, on ``device``).
 
@@ -177,11 +186,7 @@ class Landscape:
 
     def shifted(self) -> torch.Tensor:
         """S − min over visited bins, NaN at unvisited bins."""
-        vis = self.visited()
-        out = torch.full_like(self.S, float("nan"))
-        if bool(vis.any()):
-            out[vis] = self.S[vis] - self.S[vis].min()
-        return out
+        return shift_visited(self.S, self.visited())
 
     def shift_to_zero(self) -> None:
         """Subtract the minimum over visited bins from S in place (forces are unchanged)."""
