@@ -43,6 +43,9 @@ class World:
     size: int
     backend: str
     timeout: float
+    #: the rendezvous key-value store (public ``torch.distributed.Store``) used for heartbeats and
+    #: failure reports; None when the process group was created by the caller.
+    store: object = None
 
     @property
     def is_root(self) -> bool:
@@ -59,9 +62,17 @@ def world_from_env() -> tuple[int, int] | None:
 
 def init(device: torch.device, timeout: float) -> World:
     backend = "nccl" if device.type == "cuda" else "gloo"
+    store = None
     if not dist.is_initialized():
-        dist.init_process_group(backend, timeout=_dt.timedelta(seconds=timeout))
-    return World(dist.get_rank(), dist.get_world_size(), backend, timeout)
+        # The public env:// rendezvous (the one init_process_group would make) gives us the store
+        # itself, so heartbeats need no private accessor; a prefix keeps our keys apart from c10d's.
+        delta = _dt.timedelta(seconds=timeout)
+        base, rank, size = next(dist.rendezvous("env://", timeout=delta))
+        base.set_timeout(delta)
+        dist.init_process_group(backend, store=dist.PrefixStore("default_pg", base), rank=rank,
+                                world_size=size, timeout=delta)
+        store = dist.PrefixStore("physampler", base)
+    return World(dist.get_rank(), dist.get_world_size(), backend, timeout, store)
 
 
 def landscape_hash(landscape: Landscape) -> str:
@@ -112,9 +123,10 @@ class LandscapeSync:
         if not force and now - self._last_beat < 1.0:
             return
         self._last_beat = now
+        if self.world.store is None:
+            return
         try:
-            store = dist.distributed_c10d._get_default_store()
-            store.set(f"physampler/last_sync/{self.world.rank}", str(step))
+            self.world.store.set(f"last_sync/{self.world.rank}", str(step))
         except Exception:  # the store is best effort: only used to name a failed rank
             pass
 
@@ -168,16 +180,18 @@ class LandscapeSync:
         # a dead or hung rank cannot, so the ranks without a mark are the ones that failed.
         behind = []
         try:
-            store = dist.distributed_c10d._get_default_store()
+            store = self.world.store
+            if store is None:
+                raise LookupError("no rendezvous store")
             store.set_timeout(_dt.timedelta(seconds=2))
-            store.set(f"physampler/survivor/{self.world.rank}", str(self.last_step))
+            store.set(f"survivor/{self.world.rank}", str(self.last_step))
             time.sleep(min(2.0, self.world.timeout))
             for r in range(self.world.size):
                 if r == self.world.rank:
                     continue
-                if not store.check([f"physampler/survivor/{r}"]):
+                if not store.check([f"survivor/{r}"]):
                     try:
-                        last = int(store.get(f"physampler/last_sync/{r}"))
+                        last = int(store.get(f"last_sync/{r}"))
                     except Exception:
                         last = -1
                     behind.append((r, last))
