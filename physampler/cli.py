@@ -108,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
         c.add_argument("--integrator", choices=("ktd", "baoab"), default="ktd",
                        help="splitting of the WLMD step (default %(default)s); with baoab <U>(T) is checked against "
                             "OpenMM+MBAR too, since ktd's configurational bias offsets it")
+        c.add_argument("--observables", action="store_true",
+                       help="add a static-bias production run on the Wang-Landau S recording R_g and Q6 per energy bin, "
+                            "reweighted to <R_g>(T), <Q6>(T) and checked against OpenMM+MBAR")
+        c.add_argument("--observable-steps", type=_positive_int, default=None,
+                       help="steps per walker of that production run (default: a third of --steps)")
+        c.add_argument("--sphere-centre", choices=("origin", "com"), default="origin",
+                       help="centre of the confining sphere: the origin, or the centre of mass as in the heat-capacity "
+                            "literature (default %(default)s); the OpenMM reference uses the same")
     r = sub.add_parser("run", help="run a sampling job from a TOML config (no CONFIG: the built-in default)")
     r.add_argument("config", nargs="?", help="TOML config (see docs/config.md); omitted: the built-in LJ13 job")
     _job_arguments(r, "run")
@@ -231,8 +239,6 @@ def _validate_metad(args) -> int:
 
 
 def _validate_lj(args) -> int:
-    import numpy as np
-
     from .validation_lj import LJ_CASES, run_lj_cluster
 
     case = LJ_CASES[args.target]
@@ -245,14 +251,25 @@ def _validate_lj(args) -> int:
                   "'physampler[validation]' or pass --no-reference", file=sys.stderr)
             return 2
     print(f"physampler {__version__}: WLMD S(U) of LJ{case.n} in a confining sphere R_c = {case.radius} sigma "
+          f"around the {'centre of mass' if args.sphere_centre == 'com' else 'origin'} "
           f"(wall k = 100 eps/sigma^2), {args.replicas} replicas x {args.walkers} walkers x {args.steps} steps, "
           f"splitting {args.integrator}, seed {args.seed}", flush=True)
     r = run_lj_cluster(args.target, steps=args.steps, walkers=args.walkers, replicas=args.replicas, seed=args.seed,
                        reference=not args.no_reference, reference_steps=args.reference_steps, threads=args.threads,
-                       splitting=args.integrator)
+                       splitting=args.integrator, sphere_centre=args.sphere_centre, observables=args.observables,
+                       observable_steps=args.observable_steps)
     print(f"WLMD wall time {r.wall_time:.1f} s; landscape flatness (min, max H/mean) "
           f"{r.flatness[0]:.3f}, {r.flatness[1]:.3f}")
     print("C_V is configurational (add 3n/2 = %.1f for the total)" % (1.5 * r.n))
+    _lj_table(r)
+    if r.observables is not None:
+        _lj_observables_table(r)
+    found = ", ".join(f"{s.energy:.6f} (x{s.count})" for s in r.structures[:5])
+    print(f"inherent structures (lowest 5 of {len(r.structures)}): {found}")
+    return _lj_checks(r, args)
+
+
+def _lj_table(r) -> None:
     ref = r.reference
     head = f"{'T':>6} {'<U> WLMD':>16} {'C_V WLMD':>14}"
     if ref is not None:
@@ -266,24 +283,48 @@ def _validate_lj(args) -> int:
                      f" {ref.heat_capacity[k]:>8.2f} ± {ref.heat_capacity_error[k]:<5.2f}"
                      f" {r.energy_deviations[k]:>6.2f} {r.deviations[k]:>6.2f}")
         print(line)
-    found = ", ".join(f"{s.energy:.6f} (x{s.count})" for s in r.structures[:5])
-    print(f"inherent structures (lowest 5 of {len(r.structures)}): {found}")
-    ok = True
+
+
+def _lj_observables_table(r) -> None:
+    o = r.observables
+    names = list(o.mean)
+    print(f"static-bias production: {o.replicas} replicas x {o.steps} steps, observed every {o.every} steps, "
+          f"{o.wall_time:.1f} s")
+    have_ref = r.reference is not None and all(n in r.reference.observables for n in names)
+    print(f"{'T':>6}" + "".join(f" {'<' + n + '> static':>18}" + (f" {'<' + n + '> OpenMM+MBAR':>20} {'z':>6}"
+                                                                   if have_ref else "") for n in names))
+    for k, t in enumerate(r.temperatures):
+        line = f"{t:>6.3f}"
+        for n in names:
+            line += f" {o.mean[n][k]:>9.4f} ± {o.error[n][k]:<6.4f}"
+            if have_ref:
+                ref, se = r.reference.observables[n]
+                line += f" {ref[k]:>11.4f} ± {se[k]:<6.4f} {r.observable_deviations(n)[k]:>6.2f}"
+        print(line)
+
+
+def _lj_checks(r, args) -> int:
+    import numpy as np
+
     rows = [
-        ("global minimum", f"{r.minimum_found:.6f}", f"{r.global_minimum:.6f} (to 1e-5)"),
-        ("C_V peak T", f"{r.peak_temperature:.4f}", f"{r.peak_range[0]}-{r.peak_range[1]} (literature)"),
-        ("C_V peak height", f"{r.peak_height:.2f}", "reported"),
+        ("global minimum", f"{r.minimum_found:.6f}", f"{r.global_minimum:.6f} (to 1e-5)", "global minimum"),
+        ("C_V peak T", f"{r.peak_temperature:.4f}", f"{r.peak_range[0]}-{r.peak_range[1]} (literature)",
+         "C_V peak in literature range"),
+        ("C_V peak height", f"{r.peak_height:.2f}", "reported", None),
     ]
-    if ref is not None:
-        rows += [("C_V vs OpenMM+MBAR", f"max|z| {np.max(np.abs(r.deviations)):.2f}", f"<= {r.z}"),
+    if r.reference is not None:
+        rows += [("C_V vs OpenMM+MBAR", f"max|z| {np.max(np.abs(r.deviations)):.2f}", f"<= {r.z}", "C_V vs OpenMM+MBAR"),
                  ("<U> vs OpenMM+MBAR", f"max|z| {np.max(np.abs(r.energy_deviations)):.2f}",
-                  "reported (ktd offset)" if args.integrator == "ktd" else f"<= {r.z}")]
+                  "reported (ktd offset)" if args.integrator == "ktd" else f"<= {r.z}", "<U> vs OpenMM+MBAR")]
+        for n in (r.observables.mean if r.observables is not None else ()):
+            z = r.observable_deviations(n)
+            if z is not None:
+                rows.append((f"<{n}> vs OpenMM+MBAR", f"max|z| {np.max(np.abs(z)):.2f}", f"<= {r.z}",
+                             f"<{n}> vs OpenMM+MBAR"))
     checks = r.checks
-    names = {"global minimum": "global minimum", "C_V peak T": "C_V peak in literature range",
-             "C_V vs OpenMM+MBAR": "C_V vs OpenMM+MBAR", "<U> vs OpenMM+MBAR": "<U> vs OpenMM+MBAR"}
+    ok = True
     print(f"{'check':<20} {'measured':>20} {'reference':>28}  result")
-    for label, got, want in rows:
-        key = names.get(label)
+    for label, got, want, key in rows:
         key = key if key in checks else None
         verdict = "" if key is None else ("PASS" if checks[key] else "FAIL")
         ok &= key is None or checks[key]

@@ -75,6 +75,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "atoms": Key("int", 13, "lj_cluster: number of atoms n", ">= 2", lambda x: x >= 2),
         "radius": Key("float", 2.0, "lj_cluster: confining-sphere radius R_c (σ)", "> 0", _pos),
         "wall_stiffness": Key("float", 100.0, "lj_cluster: sphere wall k_w (ε/σ²)", "> 0", _pos),
+        "sphere_centre": Key("str", "origin", "lj_cluster: centre of the confining sphere: the origin, or the "
+                             "cluster's centre of mass (com, the heat-capacity literature's convention)",
+                             choices=("origin", "com")),
         "model": Key("str", "transformer", "nn: the network (docs/science.md §8 transformer, or a one-hidden-layer MLP)",
                      choices=("transformer", "mlp")),
         "task": Key("str", "x+y", "nn: modular-arithmetic task", choices=TASKS),
@@ -107,6 +110,10 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "cvs": {
         "names": Key("list[str]", ["energy"], "the CVs, one landscape axis each, in order", "non-empty, unique",
                      choices=CV_KINDS),
+        "observe": Key("list[str]", [], "physical CVs recorded per landscape bin but not biased (their per-bin means "
+                       "are reweighted to ⟨O⟩(T) by analyze: a static-bias production run)", "unique, not in names",
+                       choices=CV_KINDS),
+        "observe_every": Key("int", 1, "record the observed CVs every this many steps", "> 0", _pos),
         "q6_r_on": Key("float", 1.3, "q6: bond weight 1 below this distance (σ)", "> 0", _pos),
         "q6_r_off": Key("float", 1.5, "q6: bond weight 0 beyond this distance (σ)", "> q6_r_on", _pos),
     },
@@ -387,14 +394,22 @@ def cross_checks(cfg: dict) -> None:
     kind = cfg["system"]["kind"]
     if kind != "python" and cfg["system"]["factory"] is not None:  # kind = python without one: physampler.run_job
         raise _err("system.factory", f"is only for kind = 'python' (system.kind = {kind!r})", cfg["system"]["factory"])
-    for n in names:
-        if (n in NN_CVS) != (kind == "nn"):
-            raise _err("cvs.names", f"{n!r} and system.kind = {kind!r} do not go together (nn CVs: "
-                       + ", ".join(NN_CVS) + ")", names)
-        if n in ("rg", "q6") and kind != "lj_cluster":
-            raise _err("cvs.names", f"{n!r} needs system.kind = 'lj_cluster'", names)
-        if n == "x0" and kind == "lj_cluster":
-            raise _err("cvs.names", "'x0' (first coordinate) applies to harmonic and double_well", names)
+    observed = cfg["cvs"]["observe"]
+    if len(set(observed)) != len(observed) or set(observed) & set(names):
+        raise _err("cvs.observe", f"must be unique and not among cvs.names {names}", observed)
+    for n in observed:
+        if n in NN_CVS:
+            raise _err("cvs.observe", f"{n!r}: a network run records test_accuracy per bin by itself; observe takes "
+                       "physical CVs", observed)
+    for key, listed in (("cvs.names", names), ("cvs.observe", observed)):
+        for n in listed:
+            if (n in NN_CVS) != (kind == "nn"):
+                raise _err(key, f"{n!r} and system.kind = {kind!r} do not go together (nn CVs: "
+                           + ", ".join(NN_CVS) + ")", listed)
+            if n in ("rg", "q6") and kind != "lj_cluster":
+                raise _err(key, f"{n!r} needs system.kind = 'lj_cluster'", listed)
+            if n == "x0" and kind == "lj_cluster":
+                raise _err(key, "'x0' (first coordinate) applies to harmonic and double_well", listed)
     if cfg["system"]["precision"] != "default" and cfg["run"]["dtype"] != "float32":
         raise _err("system.precision", "tf32 and bf16 need run.dtype = 'float32'", cfg["system"]["precision"])
     if cfg["cvs"]["q6_r_off"] <= cfg["cvs"]["q6_r_on"]:

@@ -129,7 +129,8 @@ def build(cfg: dict, text: str, *, walkers_total: int | None = None, system=None
     elif s["kind"] == "double_well":
         system = DoubleWell1D(s["barrier"], dtype=dtype, device=dev)
     elif s["kind"] == "lj_cluster":
-        system = LJCluster(s["atoms"], s["radius"], wall_stiffness=s["wall_stiffness"], dtype=dtype, device=dev)
+        system = LJCluster(s["atoms"], s["radius"], wall_stiffness=s["wall_stiffness"], sphere_centre=s["sphere_centre"],
+                           dtype=dtype, device=dev)
     elif s["kind"] == "python":
         system = checked_user_system(system, "the system given to run_job") if system is not None else \
             system_from_factory(s["factory"], dtype, dev)
@@ -164,7 +165,8 @@ def build(cfg: dict, text: str, *, walkers_total: int | None = None, system=None
     it = cfg["integrator"]
     wlmd = BiasedMD(system, cvs, _method(cfg, land, schedule), dt=it["dt"], c_f=it["c_f"], kT=it["kT"],
                     biases=biases, constraints=constraints, walkers_total=walkers_total, splitting=it["splitting"],
-                    potential=it["potential"])
+                    potential=it["potential"], observe=_observed(cfg, system),
+                    observe_every=cfg["cvs"]["observe_every"])
     integrator = wlmd
     if it["engine"] == "compiled" or (it["engine"] == "auto" and C.compiled_obstacle(cfg) is None):
         from .integrators.compiled import CompiledWLMD
@@ -234,9 +236,14 @@ def preflight(cfg: dict, kind: str = "run") -> float:
     return guard(cfg, kind)
 
 
-def _physical_cvs(cfg: dict, system) -> CVSet:
+def _observed(cfg: dict, system) -> list:
+    """The CVs of ``cvs.observe``: recorded per bin, not biased."""
+    return list(_physical_cvs(cfg, system, cfg["cvs"]["observe"])) if cfg["cvs"]["observe"] else []
+
+
+def _physical_cvs(cfg: dict, system, names=None) -> CVSet:
     cvs = []
-    for name in cfg["cvs"]["names"]:
+    for name in cfg["cvs"]["names"] if names is None else names:
         if name == "energy":
             cvs.append(PotentialEnergy(system))
         elif name == "rg":

@@ -140,6 +140,12 @@ class Landscape:
             inside = self.grid.in_range(xi)
         self.H.view(-1).index_add_(0, self.grid.bin_index(xi), inside.to(torch.float64))
 
+    def clear_counts(self) -> None:
+        """Forget H and the per-bin observables, keeping S (the end of an equilibration period)."""
+        self.H.zero_()
+        self.observable_sums.clear()
+        self.observable_counts.clear()
+
     def observe(self, name: str, xi: torch.Tensor, values: torch.Tensor, inside: torch.Tensor | None = None) -> None:
         """Add ``values`` [W] of observable ``name`` to the bins of ξ (in-range walkers only);
         :meth:`observable_mean` is their per-bin average (float64)."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -64,6 +64,26 @@ def kelvin(t_star: float) -> float:
     return t_star / KB_KJ_PER_MOL_K
 
 
+def _sphere_wall(mm, lj):
+    """The confining sphere of an LJCluster as an OpenMM force, written independently of ours:
+    around the origin a ``CustomExternalForce`` per atom; around the centre of mass a
+    ``CustomCentroidBondForce`` between each atom and the group of all atoms (equal weights),
+    which OpenMM differentiates through the centroid itself."""
+    k, R = lj.wall_stiffness, lj.radius
+    # sqrt(max(r², R²)) keeps the derivative finite for an atom at the centre.
+    energy = f"{k!r}*step(r2-{R * R!r})*(sqrt(max(r2, {R * R!r}))-{R!r})^2"
+    if lj.sphere_centre == "origin":
+        wall = mm.CustomExternalForce(energy + "; r2=x^2+y^2+z^2")
+        for i in range(lj.n):
+            wall.addParticle(i, [])
+        return wall
+    wall = mm.CustomCentroidBondForce(2, energy + "; r2=(x1-x2)^2+(y1-y2)^2+(z1-z2)^2")
+    everyone = wall.addGroup(list(range(lj.n)), [1.0] * lj.n)
+    for i in range(lj.n):
+        wall.addBond([wall.addGroup([i], [1.0]), everyone], [])
+    return wall
+
+
 def openmm_system(lj):
     """An ``openmm.System`` with the physics of ``lj`` (an LJCluster or LJBulk)."""
     from .systems.lennard_jones import LJBulk, LJCluster
@@ -95,12 +115,7 @@ def openmm_system(lj):
         else:
             nb.setNonbondedMethod(mm.CustomNonbondedForce.CutoffNonPeriodic)
             nb.setCutoffDistance(conv.cutoff)
-        # sqrt(max(r², R²)) keeps the derivative finite for an atom at the origin.
-        k, R = lj.wall_stiffness, lj.radius
-        wall = mm.CustomExternalForce(f"{k!r}*step(r2-{R * R!r})*(sqrt(max(r2, {R * R!r}))-{R!r})^2; r2=x^2+y^2+z^2")
-        for i in range(lj.n):
-            wall.addParticle(i, [])
-        sysm.addForce(wall)
+        sysm.addForce(_sphere_wall(mm, lj))
     else:
         raise ValueError(f"lj: must be an LJCluster or LJBulk (got {type(lj).__name__})")
     sysm.addForce(nb)
@@ -125,8 +140,9 @@ def openmm_energy_forces(lj, positions: np.ndarray, platform: str = "Reference")
 
 def openmm_langevin(lj, positions: np.ndarray, temperature: float, *, steps: int, report: int, dt: float = 0.005,
                     friction: float = 1.0, seed: int = 1, platform: str = "Reference", threads: int = 1,
-                    equilibrate: int = 0) -> np.ndarray:
-    """Potential energies every ``report`` steps of an OpenMM Langevin run at reduced T."""
+                    equilibrate: int = 0, frames: bool = False):
+    """Potential energies every ``report`` steps of an OpenMM Langevin run at reduced T; with
+    ``frames`` also the positions of those steps, ``(energies [k], positions [k, n, 3])``."""
     mm = _openmm()
     u = mm.unit
     sysm = openmm_system(lj)
@@ -140,19 +156,27 @@ def openmm_langevin(lj, positions: np.ndarray, temperature: float, *, steps: int
     if equilibrate:
         integ.step(int(equilibrate))
     out = np.empty(steps // report)
+    xs = np.empty((out.size, lj.n, 3)) if frames else None
     for k in range(out.size):
         integ.step(report)
-        out[k] = ctx.getState(getEnergy=True).getPotentialEnergy().value_in_unit(u.kilojoule_per_mole)
-    return out
+        st = ctx.getState(getEnergy=True, getPositions=frames)
+        out[k] = st.getPotentialEnergy().value_in_unit(u.kilojoule_per_mole)
+        if frames:
+            xs[k] = st.getPositions(asNumpy=True).value_in_unit(u.nanometer)
+    return (out, xs) if frames else out
 
 
-def decorrelate(series: np.ndarray) -> np.ndarray:
-    """Uncorrelated subsample of a time series (pymbar's statistical inefficiency)."""
+def decorrelated_indices(series: np.ndarray) -> np.ndarray:
+    """Indices of an uncorrelated subsample of a time series (pymbar's statistical inefficiency)."""
     _quiet_pymbar()
     from pymbar import timeseries
 
-    idx = timeseries.subsample_correlated_data(np.asarray(series))
-    return np.asarray(series)[idx]
+    return np.asarray(timeseries.subsample_correlated_data(np.asarray(series)), dtype=np.int64)
+
+
+def decorrelate(series: np.ndarray) -> np.ndarray:
+    """Uncorrelated subsample of a time series."""
+    return np.asarray(series)[decorrelated_indices(series)]
 
 
 @dataclass
@@ -163,9 +187,12 @@ class MBARCanonical:
     heat_capacity: np.ndarray  # configurational C_V
     heat_capacity_error: np.ndarray
     samples: np.ndarray  # uncorrelated samples used per simulated temperature
+    #: name → (⟨O⟩(T), its bootstrap error) of each per-frame observable given to mbar_canonical
+    observables: dict = field(default_factory=dict)
 
 
-def _mbar_moments(energies, counts, sim_temps, temps):
+def _mbar_weights(energies, counts, sim_temps, temps) -> np.ndarray:
+    """[nT, N] normalised MBAR weights of the pooled samples at each target temperature."""
     _quiet_pymbar()
     from pymbar import MBAR
 
@@ -175,56 +202,75 @@ def _mbar_moments(energies, counts, sim_temps, temps):
     f_k = mbar.f_k
     # Reweight to each target temperature: log w_n(T) = −U_n/T − ln Σ_k N_k exp(f_k − β_k U_n).
     log_den = np.logaddexp.reduce(np.log(counts)[:, None] + f_k[:, None] - u_kn, axis=0)
-    mean, var = [], []
-    for t in temps:
-        lw = -energies / t - log_den
-        w = np.exp(lw - lw.max())
-        w /= w.sum()
-        m = w @ energies
-        mean.append(m)
-        var.append(w @ (energies - m) ** 2)
-    return np.array(mean), np.array(var), f_k
+    lw = -energies[None, :] / np.asarray(temps)[:, None] - log_den[None, :]
+    w = np.exp(lw - lw.max(axis=1, keepdims=True))
+    return w / w.sum(axis=1, keepdims=True)
+
+
+def _mbar_moments(energies, counts, sim_temps, temps, observables=None):
+    """(⟨U⟩, Var U, {name: ⟨O⟩}) at ``temps`` from pooled samples (``observables``: name → [N])."""
+    w = _mbar_weights(energies, counts, sim_temps, temps)
+    mean = w @ energies
+    var = np.einsum("tn,tn->t", w, (energies[None, :] - mean[:, None]) ** 2)
+    return mean, var, {k: w @ v for k, v in (observables or {}).items()}
 
 
 def mbar_canonical(series: list[list[np.ndarray]], sim_temps, temps, *, bootstrap: int = 100,
-                   seed: int = 0) -> MBARCanonical:
-    """⟨U⟩(T) and C_V,conf(T) with bootstrap error bars from runs at ``sim_temps``.
+                   seed: int = 0, observables: list[list[dict]] | None = None) -> MBARCanonical:
+    """⟨U⟩(T) and C_V,conf(T) with bootstrap error bars from runs at ``sim_temps``; with
+    ``observables`` (``observables[k][j]``: name → per-frame values of run j at ``sim_temps[k]``,
+    frame for frame with its energies) also ⟨O⟩(T) = Σ_n w_n(T)·O_n of each.
 
     ``series[k]`` holds the potential-energy time series of the independent runs at
-    ``sim_temps[k]``; each is thinned to uncorrelated samples first.  The bootstrap
-    resamples whole runs per temperature (scaled by √(n/(n−1)) for n runs): near the
-    melting peak, solid–liquid switching and evaporation into the sphere are slower than
-    the statistical inefficiency of one run can see, and the spread between independent
-    runs is what measures them.
+    ``sim_temps[k]``; each is thinned to uncorrelated samples first (the observables at the same
+    frames).  The bootstrap resamples whole runs per temperature (scaled by √(n/(n−1)) for n
+    runs): near the melting peak, solid–liquid switching and evaporation into the sphere are
+    slower than the statistical inefficiency of one run can see, and the spread between
+    independent runs is what measures them.
     """
     temps = np.atleast_1d(np.asarray(temps, dtype=np.float64))
-    runs = [[decorrelate(r) for r in per_t] for per_t in series]
+    idx = [[decorrelated_indices(r) for r in per_t] for per_t in series]
+    runs = [[np.asarray(r)[i] for r, i in zip(per_t, ix)] for per_t, ix in zip(series, idx)]
+    names = sorted(observables[0][0]) if observables else []
+    obs = [[{n: np.asarray(o[n])[i] for n in names} for o, i in zip(per_t, ix)]
+           for per_t, ix in zip(observables or [[{}] * len(p) for p in series], idx)]
     if min(len(r) for r in runs) < 2:
         raise ValueError("series: need at least two independent runs per temperature for the error bars")
-    pooled = [np.concatenate(r) for r in runs]
-    mean, var, _ = _mbar_moments(np.concatenate(pooled), np.array([len(x) for x in pooled]), sim_temps, temps)
+
+    def moments(pick):
+        e = [np.concatenate([runs[k][j] for j in js]) for k, js in enumerate(pick)]
+        o = {n: np.concatenate([obs[k][j][n] for k, js in enumerate(pick) for j in js]) for n in names}
+        return _mbar_moments(np.concatenate(e), np.array([len(x) for x in e]), sim_temps, temps, o)
+
+    mean, var, omean = moments([range(len(r)) for r in runs])
     rng = np.random.default_rng(seed)
-    bm, bc = [], []
-    for _ in range(bootstrap):
-        res = [np.concatenate([r[i] for i in rng.integers(0, len(r), len(r))]) for r in runs]
-        m, v, _ = _mbar_moments(np.concatenate(res), np.array([len(x) for x in res]), sim_temps, temps)
-        bm.append(m)
-        bc.append(v / temps**2)
+    boot = [moments([rng.integers(0, len(r), len(r)) for r in runs]) for _ in range(bootstrap)]
     n = min(len(r) for r in runs)
     scale = math.sqrt(n / (n - 1))
-    return MBARCanonical(temps, mean, scale * np.std(bm, axis=0, ddof=1), var / temps**2,
-                         scale * np.std(bc, axis=0, ddof=1), np.array([len(x) for x in pooled]))
+
+    def err(values):
+        return scale * np.std(values, axis=0, ddof=1)
+
+    return MBARCanonical(temps, mean, err([b[0] for b in boot]), var / temps**2, err([b[1] / temps**2 for b in boot]),
+                         np.array([sum(len(x) for x in r) for r in runs]),
+                         {k: (omean[k], err([b[2][k] for b in boot])) for k in names})
 
 
 def lj_cluster_reference(lj, positions: np.ndarray, sim_temps, temps, *, steps: int, runs: int = 5, report: int = 50,
                          equilibrate: int = 20000, dt: float = 0.005, friction: float = 1.0, seed: int = 1,
-                         bootstrap: int = 100) -> MBARCanonical:
+                         bootstrap: int = 100, observe=None) -> MBARCanonical:
     """Canonical ⟨U⟩(T), C_V,conf(T) of an LJ cluster: ``runs`` independent OpenMM Langevin runs of
-    ``steps // runs`` steps (after ``equilibrate``) at each of ``sim_temps``, combined with MBAR."""
-    series = [[openmm_langevin(lj, positions, t, steps=steps // runs, report=report, dt=dt, friction=friction,
-                               seed=seed + 1000 * k + j, equilibrate=equilibrate) for j in range(runs)]
-              for k, t in enumerate(sim_temps)]
-    return mbar_canonical(series, sim_temps, temps, bootstrap=bootstrap, seed=seed)
+    ``steps // runs`` steps (after ``equilibrate``) at each of ``sim_temps``, combined with MBAR.
+    ``observe(frames [k, n, 3]) -> {name: [k]}`` adds ⟨O⟩(T) of per-frame observables."""
+    series, observed = [], []
+    for k, t in enumerate(sim_temps):
+        per_t = [openmm_langevin(lj, positions, t, steps=steps // runs, report=report, dt=dt, friction=friction,
+                                 seed=seed + 1000 * k + j, equilibrate=equilibrate, frames=observe is not None)
+                 for j in range(runs)]
+        series.append([r[0] for r in per_t] if observe is not None else per_t)
+        if observe is not None:
+            observed.append([observe(r[1]) for r in per_t])
+    return mbar_canonical(series, sim_temps, temps, bootstrap=bootstrap, seed=seed, observables=observed or None)
 
 
 def mean_with_error(series: np.ndarray) -> tuple[float, float]:

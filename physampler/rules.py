@@ -8,6 +8,9 @@ from __future__ import annotations
 #: per method kind: whether walkers also feel the system's potential unless told otherwise
 PHYSICAL_DEFAULT = {"wang_landau": False, "well_tempered_metadynamics": True, "static": False}
 
+#: the methods the compiled block loop implements (a static bias is its loop with f = 0)
+COMPILED_METHODS = ("wang_landau", "static")
+
 #: the splittings the compiled block loop implements (physampler.systems.lj_kernels.wlmd_cluster_block)
 COMPILED_SPLITTINGS = ("ktd", "baoab")
 
@@ -23,8 +26,8 @@ def compiled_obstacle(*, system: str, cvs: list[str], device: str, dtype: str, s
         return "run.device = 'cpu' and run.dtype = 'float64'"
     if splitting not in COMPILED_SPLITTINGS:
         return f"integrator.splitting among {', '.join(map(repr, COMPILED_SPLITTINGS))}"
-    if method != "wang_landau":
-        return "method.kind = 'wang_landau'"
+    if method not in COMPILED_METHODS:
+        return "method.kind among " + ", ".join(map(repr, COMPILED_METHODS))
     if potential:
         return "integrator.potential = false"
     return None

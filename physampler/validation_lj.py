@@ -1,7 +1,9 @@
 """Validation on Lennard-Jones clusters (``physampler validate lj13`` / ``lj38``).
 
 WLMD with ξ = U samples S(U) of an LJ cluster in a soft confining sphere
-(:class:`~physampler.systems.LJCluster`), with the compiled block loop.  From S
+(:class:`~physampler.systems.LJCluster`) around the origin or, with
+``sphere_centre = "com"``, around the cluster's centre of mass (the convention of
+the heat-capacity literature), with the compiled block loop.  From S
 it derives, by canonical reweighting (:func:`physampler.analysis.canonical`),
 the configurational heat capacity C_V,conf(T) = (⟨U²⟩ − ⟨U⟩²)/T² — add 3n/2
 for the total C_V of the n free atoms in the sphere (the kinetic term; no
@@ -39,14 +41,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .analysis import canonical, peak
+from .analysis import canonical, peak, reweight_observables
 from .biases import LinearWall
 from .cvs import PotentialEnergy
 from .grid import Axis
-from .integrators import WLMD
+from .integrators import BiasedMD
 from .integrators.compiled import CompiledWLMD
 from .landscape import Landscape
+from .methods import StaticBias, WangLandau
 from .minimize import fire, inherent_structures
+from .order_parameters import RadiusOfGyration, Steinhardt
 from .rng import WalkerRNG
 from .schedules import InverseTime
 from .systems.lennard_jones import GLOBAL_MINIMA, LJCluster, icosahedron13, random_cluster
@@ -80,49 +84,149 @@ def schedule_for(case: LJCase, steps: int) -> InverseTime:
     return InverseTime(case.fill / (t_wl * (0.5 + np.log(max(steps / t_wl, 1.0)))), t_wl)
 
 
-def build(case: LJCase, steps: int, *, walkers: int | None = None, splitting: str = "ktd") -> tuple[LJCluster, CompiledWLMD]:
-    lj = LJCluster(case.n, case.radius)
-    ls = Landscape([Axis("energy", case.lower, case.upper, bins=case.bins, units="epsilon", long_name="potential energy")],
-                   sigma=case.sigma_bins, out_of_range="wall", wall_strength=case.wall_strength)
+def _engine(case: LJCase, method, *, walkers: int | None, splitting: str, sphere_centre: str,
+            **observing) -> tuple[LJCluster, CompiledWLMD]:
+    """The compiled engine of ``case`` carrying ``method`` (its landscape from :func:`case_landscape`)."""
+    lj = LJCluster(case.n, case.radius, sphere_centre=sphere_centre)
     # Beyond the upper edge ln g keeps rising (towards evaporated states) and a quadratic wall alone lets
     # walkers settle outside, where they deposit nothing: add a linear wall of slope ``edge_push`` > dln g/dU.
     # No such push at the lower edge: a strong push towards higher U drives atoms into each other's cores
     # (a negative effective temperature), while ln g itself already draws walkers upwards.
     walls = [LinearWall(0, case.upper, case.edge_push, "upper")]
+    w = BiasedMD(lj, PotentialEnergy(lj), method, dt=case.dt, c_f=case.c_f, kT=case.kT, biases=walls,
+                 walkers_total=walkers, splitting=splitting, **observing)
+    return lj, CompiledWLMD(w)
+
+
+def case_landscape(case: LJCase) -> Landscape:
+    return Landscape([Axis("energy", case.lower, case.upper, bins=case.bins, units="epsilon", long_name="potential energy")],
+                     sigma=case.sigma_bins, out_of_range="wall", wall_strength=case.wall_strength)
+
+
+def build(case: LJCase, steps: int, *, walkers: int | None = None, splitting: str = "ktd",
+          sphere_centre: str = "origin") -> tuple[LJCluster, CompiledWLMD]:
+    ls = case_landscape(case)
     # Under S = 0 the walkers fly freely, atoms pass through each other's cores and the upper-edge
     # wall then meets forces of order 10⁶; whether a walker survives that is luck (ktd at seed 2026
     # did, BAOAB did not).  A canonical start at T = start_temperature keeps the cores apart.
     ls.tilt(0, case.start_temperature)
-    schedule = schedule_for(case, steps)
-    w = WLMD(lj, PotentialEnergy(lj), ls, schedule, dt=case.dt, c_f=case.c_f, kT=case.kT, biases=walls,
-             walkers_total=walkers, splitting=splitting)
-    return lj, CompiledWLMD(w)
+    return _engine(case, WangLandau(ls, schedule_for(case, steps)), walkers=walkers, splitting=splitting,
+                   sphere_centre=sphere_centre)
 
 
-def run_replica(case: LJCase, steps: int, walkers: int, seed: int, replica: int, *, block: int = 2000,
-                keep: int = 4, splitting: str = "ktd") -> ReplicaRun:
-    """One replica: ``walkers`` walkers on their own landscape for ``steps`` steps."""
-    lj, integ = build(case, steps, walkers=walkers, splitting=splitting)
-    x0 = start_configurations(lj, walkers, seed * 1000 + replica)
-    rng = WalkerRNG(seed, range(replica * walkers, (replica + 1) * walkers))
-    state = integ.init(x0, rng)
-    low_x, low_u = [], []
+def _run_blocks(integ, state, steps: int, block: int = 2000, after=None):
+    """``steps`` steps in blocks of at most ``block`` (bounding the pre-drawn noise); ``after(state)``
+    after each block."""
     done = 0
     while done < steps:
         n = min(block, steps - done)
         state, _ = integ.run(state, n)
         done += n
+        if after is not None:
+            after(state)
+    return state
+
+
+def run_replica(case: LJCase, steps: int, walkers: int, seed: int, replica: int, *, block: int = 2000,
+                keep: int = 4, splitting: str = "ktd", sphere_centre: str = "origin") -> ReplicaRun:
+    """One replica: ``walkers`` walkers on their own landscape for ``steps`` steps."""
+    lj, integ = build(case, steps, walkers=walkers, splitting=splitting, sphere_centre=sphere_centre)
+    x0 = start_configurations(lj, walkers, seed * 1000 + replica)
+    rng = WalkerRNG(seed, range(replica * walkers, (replica + 1) * walkers))
+    low_x, low_u = [], []
+
+    def keep_lowest(state):  # the ``keep`` lowest per walker
+        nonlocal low_x, low_u
         low_x.append(state.positions.clone())
         low_u.append(state.cv[:, 0].clone())
-        if len(low_u) > 4 * keep:  # keep the ``keep`` lowest per walker
+        if len(low_u) > 4 * keep:
             u = torch.stack(low_u)
             xs = torch.stack(low_x)
             order = torch.argsort(u, dim=0)[:keep]
             low_u = [u[order[k], torch.arange(walkers)] for k in range(keep)]
             low_x = [xs[order[k], torch.arange(walkers)] for k in range(keep)]
+
+    _run_blocks(integ, integ.init(x0, rng), steps, block, keep_lowest)
     u = torch.stack(low_u).reshape(-1)
     xs = torch.stack(low_x).reshape(-1, lj.n, 3)
     return ReplicaRun(integ.landscape, xs, u)
+
+
+# ------------------------------------------------- static-bias production: observables
+def observed_cvs() -> list:
+    """The structural observables of the production run: R_g and Q6 (docs/science.md §12)."""
+    return [RadiusOfGyration(), Steinhardt(6)]
+
+
+def frame_observables(frames: np.ndarray) -> dict[str, np.ndarray]:
+    """R_g and Q6 of configurations ``frames`` [k, n, 3] (e.g. OpenMM frames), by name."""
+    q = torch.as_tensor(np.asarray(frames, dtype=np.float64))
+    with torch.no_grad():
+        return {c.name: c.value(q).numpy() for c in observed_cvs()}
+
+
+def run_static_replica(case: LJCase, entropy: torch.Tensor, steps: int, walkers: int, seed: int, replica: int, *,
+                       every: int, equilibrate: int, splitting: str = "baoab", sphere_centre: str = "origin") -> StaticBias:
+    """A multicanonical production run: ``entropy`` (e.g. a Wang–Landau ln g) frozen as a
+    :class:`StaticBias`, R_g and Q6 recorded per energy bin every ``every`` steps after
+    ``equilibrate`` steps (whose visits are forgotten).  Returns the method: its ``log_density`` is
+    ln g = S + ln H, its landscape holds the per-bin observables."""
+    method = StaticBias.from_entropy(case_landscape(case), entropy)
+    lj, integ = _engine(case, method, walkers=walkers, splitting=splitting, sphere_centre=sphere_centre,
+                        observe=observed_cvs(), observe_every=every)
+    x0 = start_configurations(lj, walkers, seed * 1000 + replica)
+    rng = WalkerRNG(seed, range(replica * walkers, (replica + 1) * walkers))
+    state = _run_blocks(integ, integ.init(x0, rng), equilibrate)
+    method.landscape.clear_counts()
+    _run_blocks(integ, state, steps)
+    return method
+
+
+@dataclass
+class Observables:
+    """Per-bin R_g and Q6 of static-bias production replicas and their canonical averages at
+    ``temperatures`` (mean over replicas, se = std/√R)."""
+    steps: int
+    replicas: int
+    every: int
+    energies: np.ndarray  # bin centres [bins]
+    log_g: np.ndarray  # [R, bins] each replica's ln g = S + ln H (NaN where unvisited)
+    per_bin: dict  # name → [R, bins] per-bin means
+    temperatures: np.ndarray
+    wall_time: float = 0.0
+
+    def reweighted(self, temps) -> tuple[dict, dict]:
+        """(mean, se) of each observable at ``temps``: name → [nT]."""
+        each = [reweight_observables(self.energies, self.log_g[r], {n: v[r] for n, v in self.per_bin.items()}, temps)
+                for r in range(self.replicas)]
+        mean = {n: np.mean([e[n] for e in each], axis=0) for n in self.per_bin}
+        error = {n: np.std([e[n] for e in each], axis=0, ddof=1) / np.sqrt(self.replicas) for n in self.per_bin}
+        return mean, error
+
+    @property
+    def mean(self) -> dict:
+        return self.reweighted(self.temperatures)[0]
+
+    @property
+    def error(self) -> dict:
+        return self.reweighted(self.temperatures)[1]
+
+
+def run_observables(case: LJCase, entropy: torch.Tensor, temps, *, steps: int, walkers: int, replicas: int, seed: int,
+                    every: int = 50, equilibrate: int = 50_000, threads: int = 2, splitting: str = "baoab",
+                    sphere_centre: str = "origin") -> Observables:
+    """Independent static-bias replicas on one frozen ``entropy``; each reweighted with its own
+    ln g = S + ln H (:func:`physampler.analysis.reweight_observables`)."""
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=threads) as ex:
+        runs = list(ex.map(lambda r: run_static_replica(case, entropy, steps, walkers, seed, r, every=every,
+                                                        equilibrate=equilibrate, splitting=splitting,
+                                                        sphere_centre=sphere_centre), range(replicas)))
+    names = [c.name for c in observed_cvs()]
+    return Observables(steps, replicas, every, runs[0].landscape.grid.axes[0].centres().numpy(),
+                       np.stack([m.log_density(case.kT).numpy() for m in runs]),
+                       {n: np.stack([m.landscape.observable_mean(n).numpy() for m in runs]) for n in names},
+                       np.asarray(temps, dtype=np.float64), time.perf_counter() - t0)
 
 
 @dataclass
@@ -150,6 +254,8 @@ class LJResult:
     landscape: Landscape | None = None
     flatness: tuple = field(default=(0.0, 0.0))
     splitting: str = "ktd"
+    sphere_centre: str = "origin"
+    observables: Observables | None = None  # ⟨R_g⟩(T), ⟨Q6⟩(T) of the static-bias production run
 
     def _z(self, ours, ours_se, name):
         if self.reference is None:
@@ -167,6 +273,13 @@ class LJResult:
         """(⟨U⟩_WL − ⟨U⟩_MBAR)/√(se_WL² + se_MBAR²) per temperature."""
         return self._z(self.mean_energy, self.mean_energy_error, "mean_energy")
 
+    def observable_deviations(self, name: str) -> np.ndarray | None:
+        """(⟨O⟩_static − ⟨O⟩_MBAR)/√(se² + se_MBAR²) per temperature, for O = ``name`` (rg, q6)."""
+        if self.reference is None or self.observables is None or name not in self.reference.observables:
+            return None
+        ref, ref_se = self.reference.observables[name]
+        return (self.observables.mean[name] - ref) / np.hypot(self.observables.error[name], ref_se)
+
     @property
     def checks(self) -> dict[str, bool]:
         out = {
@@ -178,13 +291,21 @@ class LJResult:
             out["C_V vs OpenMM+MBAR"] = bool(np.all(np.abs(d) <= self.z))
             if self.splitting != "ktd":  # ktd's configurational bias shifts <U> (docs/science.md §3): reported only
                 out["<U> vs OpenMM+MBAR"] = bool(np.all(np.abs(self.energy_deviations) <= self.z))
+        if d is not None and self.observables is not None:
+            for name in self.observables.mean:
+                z = self.observable_deviations(name)
+                if z is not None:
+                    out[f"<{name}> vs OpenMM+MBAR"] = bool(np.all(np.abs(z) <= self.z))
         return out
 
 
 def run_lj_cluster(name: str, *, steps: int | None = None, walkers: int | None = None, replicas: int | None = None,
                    seed: int = 2026, reference=True, reference_steps: int | None = None,
-                   threads: int = 2, splitting: str = "ktd") -> LJResult:
-    """The full validation of ``LJ_CASES[name]`` (see the module docstring)."""
+                   threads: int = 2, splitting: str = "ktd", sphere_centre: str = "origin",
+                   observables: bool = False, observable_steps: int | None = None) -> LJResult:
+    """The full validation of ``LJ_CASES[name]`` (see the module docstring); with ``observables``
+    also the static-bias production run of ⟨R_g⟩(T), ⟨Q6⟩(T) (``observable_steps`` per walker,
+    default a third of ``steps``) on the replicas' mean S, checked against OpenMM + MBAR."""
     case = LJ_CASES[name]
     steps = steps or case.steps
     walkers = walkers or case.walkers
@@ -194,8 +315,9 @@ def run_lj_cluster(name: str, *, steps: int | None = None, walkers: int | None =
     t0 = time.perf_counter()
     torch.set_num_threads(1)
     with ThreadPoolExecutor(max_workers=threads) as ex:
-        runs = list(ex.map(lambda r: run_replica(case, steps, walkers, seed, r, splitting=splitting), range(replicas)))
-    lj = LJCluster(case.n, case.radius)
+        runs = list(ex.map(lambda r: run_replica(case, steps, walkers, seed, r, splitting=splitting,
+                                                 sphere_centre=sphere_centre), range(replicas)))
+    lj = LJCluster(case.n, case.radius, sphere_centre=sphere_centre)
     xs = torch.cat([r.low_positions for r in runs])
     mins = fire(lj, xs, fmax=1e-7, max_steps=50000)
     structures = inherent_structures(mins.energy[mins.converged], tol=1e-5)
@@ -217,12 +339,18 @@ def run_lj_cluster(name: str, *, steps: int | None = None, walkers: int | None =
 
         x0 = torch.tensor(icosahedron13() if case.n == 13 else mins.positions[int(torch.argmin(mins.energy))].numpy())
         ref = lj_cluster_reference(lj, x0.numpy(), case.reference_temperatures, temps,
-                                   steps=reference_steps or case.reference_steps, seed=seed)
+                                   steps=reference_steps or case.reference_steps, seed=seed,
+                                   observe=frame_observables if observables else None)
+    obs = None
+    if observables:
+        obs = run_observables(case, merged.shifted(), temps, steps=observable_steps or steps // 3, walkers=walkers,
+                              replicas=replicas, seed=seed + 1, threads=threads, splitting=splitting,
+                              sphere_centre=sphere_centre)
     return LJResult(name, case.n, case.radius, steps, walkers, replicas, wall,
                     structures[0].energy if structures else float("nan"), GLOBAL_MINIMA[case.n], structures, temps,
                     mean.heat_capacity, se([c.heat_capacity for c in each]), mean.mean_energy,
                     se([c.mean_energy for c in each]), pt, ph, case.peak_range, ref, landscape=merged,
-                    flatness=merged.flatness(), splitting=splitting)
+                    flatness=merged.flatness(), splitting=splitting, sphere_centre=sphere_centre, observables=obs)
 
 
 # ------------------------------------------------------------------ bulk fluid

@@ -225,4 +225,4 @@ def test_splitting_is_checked_and_the_compiled_engine_runs_ktd_and_baoab():
     assert C.compiled_obstacle(C.parse(text.replace("'baoab'", "'obabo'"))) == \
         "integrator.splitting among 'ktd', 'baoab'"
     assert C.compiled_obstacle(C.parse(text + "[method]\nkind = 'well_tempered_metadynamics'\ndelta_T = 2.0\n")) == \
-        "method.kind = 'wang_landau'"
+        "method.kind among 'wang_landau', 'static'"

@@ -42,7 +42,7 @@ def numba_cluster(lj, x):
     es, fs = [], []
     for xi in x:
         f = np.empty_like(xi)
-        es.append(K.cluster_energy_forces(xi, lj.convention.rc2, lj.convention.shift, lj.radius, lj.wall_stiffness, f))
+        es.append(K.cluster_energy_forces(xi, lj.convention.rc2, lj.convention.shift, lj.radius, lj.wall_stiffness, lj.sphere_centre == "com", f))
         fs.append(f)
     return np.array(es), np.array(fs)
 
@@ -75,9 +75,10 @@ def test_pair_conventions():
         CutoffConvention("smooth", 2.5)
 
 
+@pytest.mark.parametrize("centre", ["origin", "com"])
 @pytest.mark.parametrize("mode,rc", CONVENTIONS)
-def test_cluster_torch_numba_autograd(mode, rc):
-    lj = LJCluster(13, 2.0, cutoff_mode=mode, cutoff=rc)
+def test_cluster_torch_numba_autograd(mode, rc, centre):
+    lj = LJCluster(13, 2.0, cutoff_mode=mode, cutoff=rc, sphere_centre=centre)
     x = clusters(13, 40, 1)  # radius 2.3 > R_c: some atoms feel the wall
     u, f = lj.energy_and_forces(torch.tensor(x))
     un, fn = numba_cluster(lj, x)
@@ -138,16 +139,37 @@ def test_tail_correction_and_box_checks():
 openmm_ref = pytest.importorskip("physampler.references")
 
 
+@pytest.mark.parametrize("centre", ["origin", "com"])
 @pytest.mark.parametrize("mode,rc", CONVENTIONS)
-def test_cluster_matches_openmm_reference(mode, rc):
+def test_cluster_matches_openmm_reference(mode, rc, centre):
     pytest.importorskip("openmm")
-    lj = LJCluster(13, 2.0, cutoff_mode=mode, cutoff=rc)
+    lj = LJCluster(13, 2.0, cutoff_mode=mode, cutoff=rc, sphere_centre=centre)
     x = clusters(13, 100, 5)
     e, f = openmm_ref.openmm_energy_forces(lj, x)
     u, fo = lj.energy_and_forces(torch.tensor(x))
     assert rel(e, u) < 1e-10 and rel(f, fo) < 1e-10
     un, fn = numba_cluster(lj, x)
     assert rel(e, un) < 1e-10 and rel(f, fn) < 1e-10
+
+
+def test_a_com_sphere_moves_with_the_cluster_and_an_origin_sphere_does_not():
+    """The two conventions differ where they must: shifted by 3σ, a cluster that fits its sphere
+    costs nothing around its centre of mass (and feels no net wall force there) and a lot
+    around the origin (the control)."""
+    x = clusters(13, 20, 6, radius=1.6)
+    x = x - x.mean(axis=1, keepdims=True) + 3.0  # every atom within 2σ of the centre of mass
+    com = LJCluster(13, 2.0, sphere_centre="com")
+    origin = LJCluster(13, 2.0)
+    u_pairs = LJCluster(13, 50.0).energy(torch.tensor(x))
+    u, f = com.energy_and_forces(torch.tensor(x))
+    assert float((u - u_pairs).abs().max()) < 1e-12
+    uo, _ = origin.energy_and_forces(torch.tensor(x))
+    assert float((uo - u_pairs).min()) > 100.0
+    xo = clusters(13, 20, 7, radius=2.3) + 3.0  # some atoms outside: the wall's net force is zero
+    _, f = com.energy_and_forces(torch.tensor(xo))
+    _, f_pairs = LJCluster(13, 50.0).energy_and_forces(torch.tensor(xo))
+    assert float((f - f_pairs).abs().max()) > 1.0
+    assert float(f.sum(dim=1).abs().max()) < 1e-9
 
 
 @pytest.mark.parametrize("mode,tail", [("shifted", False), ("truncated", True)])
@@ -183,11 +205,12 @@ def test_rng_normal_steps_equals_sequential_draws():
     assert torch.equal(a.normal((13, 3)), b.normal((13, 3)))
 
 
-@pytest.mark.parametrize("splitting", ["ktd", "baoab"])
-def test_compiled_wlmd_follows_torch_wlmd(splitting):
+@pytest.mark.parametrize("splitting,centre", [("ktd", "origin"), ("baoab", "origin"), ("ktd", "com")])
+def test_compiled_wlmd_follows_torch_wlmd(splitting, centre):
     """The numba block loop runs Wang–Landau on both splittings it implements, in the torch
-    engine's operations and order (one rule, physampler.rules, says when it applies)."""
-    lj = LJCluster(13, 2.0)
+    engine's operations and order (one rule, physampler.rules, says when it applies), with
+    either sphere centre."""
+    lj = LJCluster(13, 2.0, sphere_centre=centre)
     x0 = _ico_walkers(3)
     w1 = _wlmd(lj, splitting=splitting)
     s1 = w1.init(x0, WalkerRNG(5, 3))
@@ -211,6 +234,45 @@ def test_compiled_wlmd_follows_torch_wlmd(splitting):
     s3, _ = c3.run(s3, 10)
     s3, _ = c3.run(s3, 20)
     assert torch.equal(s3.positions, s2.positions) and torch.equal(w3.landscape.S, w2.landscape.S)
+
+
+def test_compiled_static_bias_records_observables_as_the_torch_engine_does():
+    """A static bias runs on the numba loop (f = 0: S bitwise frozen, H counted), and the
+    observed CVs (R_g, Q6) are recorded at the same steps, on the same positions, as on the
+    torch engine, whatever the block boundaries."""
+    from physampler.biases import LinearWall, QuadraticWall
+    from physampler.integrators import BiasedMD
+    from physampler.methods import StaticBias
+    from physampler.order_parameters import RadiusOfGyration, Steinhardt
+
+    lj = LJCluster(13, 2.0, sphere_centre="com")
+    x0 = _ico_walkers(3)
+
+    def engine():
+        ls = Landscape([Axis("energy", -45.0, -25.0, bins=100)], sigma=1.0, out_of_range="wall")
+        ls.tilt(0, 0.3)
+        biases = [QuadraticWall(0, -26.0, 1.0, "upper"), LinearWall(0, -44.8, 0.5, "lower")]
+        return BiasedMD(lj, PotentialEnergy(lj), StaticBias(ls), dt=0.005, c_f=0.02, kT=0.3, biases=biases,
+                        splitting="baoab", observe=[RadiusOfGyration(), Steinhardt(6)], observe_every=5)
+
+    w1, w2 = engine(), engine()
+    s0 = w1.landscape.S.clone()
+    s1 = w1.init(x0, WalkerRNG(5, 3))
+    for _ in range(30):
+        s1, _ = w1.step(s1)
+    c2 = CompiledWLMD(w2)
+    s2 = c2.init(x0, WalkerRNG(5, 3))
+    s2, _ = c2.run(s2, 7)
+    s2, info = c2.run(s2, 23)
+    assert info.cv.shape == (23, 3, 1) and not np.any(info.f_wl)
+    assert float((s1.positions - s2.positions).abs().max()) < 1e-10
+    assert torch.equal(w1.landscape.S, s0) and torch.equal(w2.landscape.S, s0)
+    assert torch.equal(w1.landscape.H, w2.landscape.H) and float(w1.landscape.H.sum()) == 90
+    for name in ("rg", "q6"):
+        assert torch.equal(w1.landscape.observable_counts[name], w2.landscape.observable_counts[name])
+        assert float(w1.landscape.observable_counts[name].sum()) == 18  # steps 5, 10, ..., 30 × 3 walkers
+        assert float((w1.landscape.observable_sums[name] - w2.landscape.observable_sums[name]).abs().max()) < 1e-10
+    assert 0.8 < float(w1.landscape.observable_mean("rg").nanmean()) < 1.2  # an icosahedron's R_g ≈ 0.94
 
 
 def test_compiled_wlmd_batched_equals_single():

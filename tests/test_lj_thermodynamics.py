@@ -39,7 +39,15 @@ def test_bulk_energy_matches_openmm(temperature, density):
 def test_lj13_heat_capacity_matches_openmm_mbar():
     """Shortened `physampler validate lj13`: 4 replicas × 16 walkers × 7.5e5 WLMD steps (half the
     default) against OpenMM Langevin runs of 2e5 steps at 11 temperatures + MBAR (half the default)."""
-    r = run_lj_cluster("lj13", steps=750_000, walkers=16, replicas=4, seed=7, reference_steps=200_000)
+    from physampler.systems.lennard_jones import LJCluster, icosahedron13
+    from physampler.validation_cases import LJ_CASES
+    from physampler.validation_lj import frame_observables
+
+    case = LJ_CASES["lj13"]
+    # The reference run_lj_cluster would make (same start, steps and seed), with R_g and Q6 per frame.
+    ref = references.lj_cluster_reference(LJCluster(13, case.radius), icosahedron13(), case.reference_temperatures,
+                                          np.array(case.temperatures), steps=200_000, seed=7, observe=frame_observables)
+    r = run_lj_cluster("lj13", steps=750_000, walkers=16, replicas=4, seed=7, reference=ref)
     assert r.checks["global minimum"], r.minimum_found  # −44.326801 to 1e-5
     assert r.checks["C_V vs OpenMM+MBAR"], r.deviations
     assert r.checks["C_V peak in literature range"], r.peak_temperature
@@ -64,7 +72,28 @@ def test_lj13_heat_capacity_matches_openmm_mbar():
     # BAOAB has no c_f/(2 − c_f) configurational offset (docs/science.md §3; the full validation:
     # benchmarks/RESULTS.md).  Measured |z(U)| ≤ 2.28.  Not fewer walkers: at 8 walkers each deposit
     # doubles and the lag of WLMD raises <U> by up to 0.6 ε (ktd, |z| 7.7; baoab, |z| 10).
-    b = run_lj_cluster("lj13", steps=750_000, walkers=16, replicas=4, seed=8, reference=ref, splitting="baoab")
+    #
+    # Then the multicanonical production: the BAOAB run's mean S frozen as a StaticBias, R_g and Q6
+    # recorded per energy bin, reweighted to ⟨R_g⟩(T), ⟨Q6⟩(T) with ln g = S + ln H, against MBAR's
+    # expectations of the same per-frame observables at all 11 temperatures (z ≤ 3).
+    b = run_lj_cluster("lj13", steps=750_000, walkers=16, replicas=4, seed=8, reference=ref, splitting="baoab",
+                       observables=True)
     assert b.checks["C_V vs OpenMM+MBAR"], b.deviations
     assert b.checks["<U> vs OpenMM+MBAR"], b.energy_deviations
     assert b.checks["C_V peak in literature range"], b.peak_temperature
+    assert b.checks["<rg> vs OpenMM+MBAR"], b.observable_deviations("rg")
+    assert b.checks["<q6> vs OpenMM+MBAR"], b.observable_deviations("q6")
+    # Controls: the same per-bin means reweighted at a 5 % wrong temperature, or filed four bins
+    # (0.2 ε) off in U, leave the error bars.
+    import dataclasses
+
+    o = b.observables
+
+    def worst_obs_z(name, obs=o, temps=r.temperatures):
+        mean, se = obs.reweighted(temps)
+        return np.max(np.abs(mean[name] - ref.observables[name][0]) / np.hypot(se[name], ref.observables[name][1]))
+
+    off = dataclasses.replace(o, per_bin={n: np.roll(v, 4, axis=1) for n, v in o.per_bin.items()})
+    for name in ("rg", "q6"):
+        assert worst_obs_z(name, temps=r.temperatures * 1.05) > 3, name
+        assert worst_obs_z(name, obs=off) > 3, name

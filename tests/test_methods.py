@@ -258,11 +258,22 @@ def test_config_runs_metadynamics_then_a_static_production_on_its_landscape(tmp_
             in capsys.readouterr().out)
     static = tmp_path / "static.toml"
     static.write_text(_METAD_JOB.format(kind="static", extra=f'landscape = "{tmp_path / "m" / "landscape.nc"}"',
-                                        steps=16000).replace("delta_T = 9.0", "").replace("walkers = 16", "walkers = 64"))
+                                        steps=16000).replace("delta_T = 9.0", "").replace("walkers = 16", "walkers = 64")
+                      + '[cvs]\nobserve = ["x0"]\nobserve_every = 4\n')
     assert _run_cli("run", static, "--out", tmp_path / "s", "--quiet") == 0
     with xr.open_dataset(tmp_path / "s" / "landscape.nc") as ds:
         assert ds.attrs["method"] == "static" and ds.attrs["integrator_potential"] == 0
         s2, kept, h = ds["entropy"].values, ds["sampling_entropy"].values, ds["histogram"].values
+        recorded = float(ds["count_x0"].sum())
+    # x0 recorded per bin at every 4th step: a quarter of the visits (to the rounding of in-range walkers)
+    assert abs(recorded / h.sum() - 0.25) < 0.01, recorded / h.sum()
+    capsys.readouterr()
+    assert _run_cli("analyze", tmp_path / "s" / "landscape.nc", "-o", tmp_path / "s" / "c.csv",
+                    "--temperatures", "0.5", "1.0", "2.0") == 0
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "s" / "c.csv")))
+    assert [float(r["mean_x0"]) for r in rows] and all(abs(float(r["mean_x0"])) < 0.1 for r in rows)  # ⟨x0⟩ = 0
     assert np.array_equal(kept, np.where(np.isfinite(s), s, np.nanmax(s)))  # frozen: the file's ln g, gaps filled
     ok2 = np.isfinite(s2) & (u > 1.0) & (u < 11.0) & (h > 50)
     assert abs(np.polyfit(np.log(u[ok2]), s2[ok2], 1)[0] - 1.0) < 0.1

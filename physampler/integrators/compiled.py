@@ -9,8 +9,10 @@ compiled run and a torch run follow the same trajectory up to round-off, and
 the state they return is the same dataclass — they can be mixed freely.
 
 Per-step Python overhead is what limits small systems (LJ13: a few hundred
-flops per step); the block loop removes it.  Supported: Wang–Landau on LJ clusters
-with ξ = U on a 1-D landscape, splittings ktd and baoab (the rule of :mod:`physampler.rules`),
+flops per step); the block loop removes it.  Supported: Wang–Landau and a static bias (the
+same loop with f = 0: nothing deposited, H still counted) on LJ clusters with ξ = U on a 1-D
+landscape, splittings ktd and baoab (the rule of :mod:`physampler.rules`), with the
+integrator's ``observe`` CVs recorded between blocks at the same steps as the torch engine;
 and periodic LJ (BAOAB), float64, CPU.
 """
 from __future__ import annotations
@@ -125,13 +127,29 @@ class CompiledWLMD:
         return new, WLMDInfo(cv=new.cv, f_wl=float(info.f_wl[0]), in_range=self.landscape.grid.in_range(new.cv))
 
     def run(self, state: WLMDState, steps: int) -> tuple[WLMDState, BlockInfo]:
-        """Advance ``steps`` WLMD steps; the landscape is updated in place."""
+        """Advance ``steps`` WLMD steps; the landscape is updated in place.  With ``observe`` CVs
+        the block is cut at every multiple of ``observe_every`` and they are recorded there, on
+        the positions and CV of that step, as the torch engine's F operator does."""
         steps = _checks.positive_int("steps", steps)
+        w = self.wlmd
+        if not w.observe:
+            return self._block(state, steps)
+        parts = []
+        end = state.step + steps
+        while state.step < end:
+            state, info = self._block(state, min(end, (state.step // w.observe_every + 1) * w.observe_every) - state.step)
+            if state.step % w.observe_every == 0:
+                w.record_observed(state.positions, state.cv, self.landscape.grid.in_range(state.cv))
+            parts.append(info)
+        return state, BlockInfo(cv=torch.cat([p.cv for p in parts]), f_wl=np.concatenate([p.f_wl for p in parts]))
+
+    def _block(self, state: WLMDState, steps: int) -> tuple[WLMDState, BlockInfo]:
         w = self.wlmd
         x, v, a, cv = _arrays(state, "positions", "velocities", "accel", "cv")
         cv = cv[:, 0].copy()
         noise = state.rng.normal_steps(steps, x.shape[1:], dtype=torch.float64).numpy()
-        fvals = self.schedule.values(state.step + 1, steps)
+        # a static bias is the same loop with nothing deposited (S += 0·K leaves S bitwise unchanged)
+        fvals = np.zeros(steps) if self.schedule is None else self.schedule.values(state.step + 1, steps)
         S = self.landscape.S.numpy()
         H = self.landscape.H.numpy()
         cv_out = np.empty((steps, x.shape[0]))
@@ -140,6 +158,7 @@ class CompiledWLMD:
         lo, hi, width = self._grid
         status = K.wlmd_cluster_block(
             x, v, a, cv, S, H, noise, fvals, conv.rc2, conv.shift, self.system.radius, self.system.wall_stiffness,
+            self.system.sphere_centre == "com",
             lo, hi, width, float(self.landscape.sigma[0]), self.landscape.cutoff, self.landscape.edge == "reflect",
             self.landscape.out_of_range == "raise", self._edge_beta, *self._bias,
             w.dt, w.c_f, w.kT, float(w.walkers_total or x.shape[0]), w.splitting == "baoab", cv_out, info,

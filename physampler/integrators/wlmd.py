@@ -70,6 +70,11 @@ class BiasedMD:
     biases, constraints : extra S_bias terms; position constraints after the last drift.
     walkers_total : number of walkers sharing the landscape (all processes); each
         deposits f/walkers_total.  Default: the walkers of the state.
+    observe : CVs that are recorded, not biased: their mean per landscape bin
+        (``landscape.observe``), the input of canonical reweighting of observables
+        (:func:`physampler.analysis.reweight_observables`).
+    observe_every : record them at the steps t with t % observe_every == 0 (subsampling a
+        Markov chain leaves each bin's mean unbiased and saves the cost of costly ones).
     """
 
     SPLITTINGS = tuple(SPLITTINGS)
@@ -88,6 +93,8 @@ class BiasedMD:
         biases=(),
         constraints=(),
         walkers_total: int | None = None,
+        observe=(),
+        observe_every: int = 1,
     ):
         self.splitting = _checks.choice("splitting", splitting, self.SPLITTINGS)
         if not isinstance(system, System):
@@ -113,6 +120,14 @@ class BiasedMD:
         self.biases = list(biases)
         self.constraints = list(constraints)
         self.walkers_total = None if walkers_total is None else _checks.positive_int("walkers_total", walkers_total)
+        self.observe = list(observe)
+        for c in self.observe:
+            if not isinstance(c, CV):
+                raise ValueError(f"observe: must be CV objects (got {type(c).__name__})")
+        if len({c.name for c in self.observe} | set(cvs.names)) != len(self.observe) + len(cvs):
+            raise ValueError(f"observe: names must be unique and differ from the biased CVs' {cvs.names} "
+                             f"(got {[c.name for c in self.observe]})")
+        self.observe_every = _checks.positive_int("observe_every", observe_every)
         self._ops = SPLITTINGS[self.splitting]
         self._c = {h: partial_friction(self.c_f, h) for op, h in self._ops if op == "O"}
 
@@ -143,6 +158,12 @@ class BiasedMD:
         a = f * self._inv_mass(q)
         check_finite("force", a, step)
         return a
+
+    def record_observed(self, q: torch.Tensor, xi: torch.Tensor, inside: torch.Tensor) -> None:
+        """Add the ``observe`` CVs at positions ``q`` to the per-bin sums of the bins of ``xi``."""
+        with torch.no_grad():
+            for c in self.observe:
+                self.landscape.observe(c.name, xi, c.value(q), inside)
 
     def refresh(self, state: WLMDState) -> WLMDState:
         """``state`` with its acceleration recomputed under the current S (after the landscape was
@@ -180,6 +201,8 @@ class BiasedMD:
         f = self.method.update(xi, t, inside, self.walkers_total or q.shape[0])
         for name, values in self.cvs.observables().items():
             self.landscape.observe(name, xi, values, inside)
+        if self.observe and t % self.observe_every == 0:
+            self.record_observed(q, xi, inside)
         return q, v, xi, self.acceleration(q, xi, vjp, t), WLMDInfo(cv=xi, f_wl=f, in_range=inside)
 
     def step(self, state: WLMDState):

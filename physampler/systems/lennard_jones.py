@@ -9,12 +9,18 @@ Pair potential, with the cutoff convention chosen by ``cutoff_mode``:
     F_ij  = (48·r⁻¹⁴ − 24·r⁻⁸)·r_ij for r < r_c    (r_ij = q_i − q_j, force on i)
 
 Clusters (:class:`LJCluster`) are held by a soft confining sphere of radius R_c
-around the origin,
+around a centre c — the origin (``sphere_centre = "origin"``, c = 0) or the
+cluster's centre of mass (``"com"``, c = (1/n)·Σ_j q_j, the convention of the
+heat-capacity literature: Frantz, J. Chem. Phys. 102, 3747 (1995); Neirotti,
+Calvo, Freeman, Doll, J. Chem. Phys. 112, 10340 (2000), arXiv:physics/0003068) —
 
-    U_wall = k_w · Σ_i (|q_i| − R_c)²   for |q_i| > R_c,
+    U_wall = k_w · Σ_i (|q_i − c| − R_c)²   for |q_i − c| > R_c,
+    F_j    = g_j − (1/n)·Σ_i g_i  with  g_i = −2 k_w (|d_i| − R_c)·d_i/|d_i|,  d_i = q_i − c
 
-which is part of the potential energy (so the CV U includes it, and OpenMM's
-``CustomExternalForce("k*step(r-R)*(r-R)^2")`` reproduces it term by term).
+(the second term only for ``com``: every atom moves c, so the wall exerts no net
+force and the cluster's centre of mass diffuses freely).  The wall is part of the
+potential energy (so the CV U includes it); OpenMM reproduces it term by term
+(:func:`physampler.references.openmm_system`).
 Bulk fluids (:class:`LJBulk`) live in a cubic periodic box with the
 minimum-image convention; r_c must not exceed half the box.  Analytic tail
 corrections (Allen & Tildesley eq. 2.144) for the ``truncated`` convention:
@@ -120,29 +126,38 @@ class _LJ(System):
         return self.convention.cutoff
 
 
+SPHERE_CENTRES = ("origin", "com")
+
+
 class LJCluster(_LJ):
-    """n LJ atoms in a soft confining sphere of radius ``radius`` (R_c) around the origin.
+    """n LJ atoms in a soft confining sphere of radius ``radius`` (R_c) around the origin or
+    the centre of mass (module docstring).
 
     Parameters
     ----------
     n : atoms.
     radius : R_c in σ.
     wall_stiffness : k_w in ε/σ² (default 100: an atom 0.1σ outside costs 1 ε).
+    sphere_centre : ``"origin"`` (default) or ``"com"``.
     cutoff_mode, cutoff : pair cutoff convention (clusters default to none).
     """
 
-    def __init__(self, n: int, radius: float, *, wall_stiffness: float = 100.0, cutoff_mode: str = "none",
-                 cutoff: float | None = None, dtype=torch.float64, device=None):
+    def __init__(self, n: int, radius: float, *, wall_stiffness: float = 100.0, sphere_centre: str = "origin",
+                 cutoff_mode: str = "none", cutoff: float | None = None, dtype=torch.float64, device=None):
         super().__init__(n, cutoff_mode, cutoff, dtype, device)
         self.radius = _checks.positive("radius", radius)
         self.wall_stiffness = _checks.positive("wall_stiffness", wall_stiffness)
+        self.sphere_centre = _checks.choice("sphere_centre", sphere_centre, SPHERE_CENTRES)
 
     def _wall(self, q):
-        r = q.norm(dim=-1)  # [W, n]
+        d = q - q.mean(dim=1, keepdim=True) if self.sphere_centre == "com" else q
+        r = d.norm(dim=-1)  # [W, n]
         ex = torch.clamp(r - self.radius, min=0.0)
         u = self.wall_stiffness * (ex * ex).sum(dim=1)
-        # −∂U/∂q = −2 k (r − R) q/r; ex = 0 inside, so r > R > 0 wherever it matters.
-        f = (-2.0 * self.wall_stiffness * ex / torch.clamp(r, min=self.radius))[..., None] * q
+        # g_i = −2 k (r − R) d/r; ex = 0 inside, so r > R > 0 wherever it matters.
+        f = (-2.0 * self.wall_stiffness * ex / torch.clamp(r, min=self.radius))[..., None] * d
+        if self.sphere_centre == "com":
+            f = f - f.mean(dim=1, keepdim=True)
         return u, f
 
     def energy(self, q):

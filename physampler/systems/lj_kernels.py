@@ -49,8 +49,10 @@ def _pair(f, i, j, d0, d1, d2, r2, shift):
 
 
 @_jit
-def cluster_energy_forces(x, rc2, shift, radius, k_wall, f):
-    """U of one cluster ``x`` [n, 3]; writes F = −∂U/∂x into ``f`` [n, 3]."""
+def cluster_energy_forces(x, rc2, shift, radius, k_wall, com, f):
+    """U of one cluster ``x`` [n, 3]; writes F = −∂U/∂x into ``f`` [n, 3].  The sphere is centred
+    on the origin, or with ``com`` on the centre of mass (then the wall's mean force is removed:
+    physampler.systems.lennard_jones module docstring)."""
     n = x.shape[0]
     f[:, :] = 0.0
     u = 0.0
@@ -63,16 +65,37 @@ def cluster_energy_forces(x, rc2, shift, radius, k_wall, f):
             r2 = d0 * d0 + d1 * d1 + d2 * d2
             if r2 < rc2:
                 u += _pair(f, i, j, d0, d1, d2, r2, shift)
+    c0 = c1 = c2 = 0.0
+    if com:
+        for i in range(n):
+            c0 += x[i, 0]
+            c1 += x[i, 1]
+            c2 += x[i, 2]
+        c0 /= n
+        c1 /= n
+        c2 /= n
     uw = 0.0
+    g0 = g1 = g2 = 0.0
     for i in range(n):
-        r = math.sqrt(x[i, 0] * x[i, 0] + x[i, 1] * x[i, 1] + x[i, 2] * x[i, 2])
+        d0 = x[i, 0] - c0
+        d1 = x[i, 1] - c1
+        d2 = x[i, 2] - c2
+        r = math.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
         ex = r - radius
         if ex > 0.0:
             uw += ex * ex
             c = -2.0 * k_wall * ex / r
-            f[i, 0] += c * x[i, 0]
-            f[i, 1] += c * x[i, 1]
-            f[i, 2] += c * x[i, 2]
+            f[i, 0] += c * d0
+            f[i, 1] += c * d1
+            f[i, 2] += c * d2
+            g0 += c * d0
+            g1 += c * d1
+            g2 += c * d2
+    if com and uw > 0.0:
+        for i in range(n):
+            f[i, 0] -= g0 / n
+            f[i, 1] -= g1 / n
+            f[i, 2] -= g2 / n
     return u + k_wall * uw
 
 
@@ -237,7 +260,7 @@ def _wall_gradient(xi, at, strength, sign, kind):
 
 
 @_jit
-def wlmd_cluster_block(x, v, a, cv, S, H, noise, fvals, rc2, shift, radius, k_wall,
+def wlmd_cluster_block(x, v, a, cv, S, H, noise, fvals, rc2, shift, radius, k_wall, com,
                        lower, upper, width, sigma, cutoff, reflect, raise_oor, edge_beta,
                        bias_at, bias_strength, bias_sign, bias_kind,
                        dt, c_f, kT, walkers_total, baoab, cv_out, info):
@@ -248,7 +271,7 @@ def wlmd_cluster_block(x, v, a, cv, S, H, noise, fvals, rc2, shift, radius, k_wa
 
     x, v, a : [W, n, 3] positions, velocities, accelerations; cv : [W] current U.
     S, H : [bins] landscape and histogram (shared).  noise : [W, steps, n, 3].
-    fvals : f_WL of each step.  edge_beta : β of the edge walls (0 under 'raise').
+    fvals : f_WL of each step.  com : the sphere is centred on the centre of mass.  edge_beta : β of the edge walls (0 under 'raise').
     bias_* : extra walls on U (kind 0 quadratic, 1 linear; sign +1 upper, −1 lower).
     cv_out : [steps, W] U after each step.  info : int64 [2], set to (step index, walker)
     of a fault.  Returns a status code (OK or the fault).
@@ -278,7 +301,7 @@ def wlmd_cluster_block(x, v, a, cv, S, H, noise, fvals, rc2, shift, radius, k_wa
                             vv = damp * vv + sig_v * noise[w, s, i, k]
                         x[w, i, k] = x[w, i, k] + vv * dt
                     v[w, i, k] = vv
-            u = cluster_energy_forces(x[w], rc2, shift, radius, k_wall, f[w])
+            u = cluster_energy_forces(x[w], rc2, shift, radius, k_wall, com, f[w])
             cv[w] = u
             cv_out[s, w] = u
         for w in range(W):
