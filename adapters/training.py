@@ -161,34 +161,16 @@ class Trainer:
         self.history.values.append(row)
         return row
 
-    def run(self, steps: int, *, progress=None, stop=lambda: False, checkpoint=None) -> History:
-        """Step until ``steps`` (or ``stop()``, or ``stop_after_generalization``); ``checkpoint()``
-        runs after every ``output.checkpoint_interval`` steps and, when stopped early, before the
-        off-record final state is recorded — so a checkpoint's history holds only the records an
-        uninterrupted run makes, and a resume continues it exactly."""
-        every = self.cfg["train"]["record_interval"]
-        after = self.cfg["train"]["stop_after_generalization"]
-        interval = self.cfg["output"].get("checkpoint_interval", 0)
+    def run(self, steps: int, *, progress: bool = False) -> History:
+        """Step until ``steps`` or ``train.stop_after_generalization`` with the one driver loop
+        (:func:`physampler.driver.drive`; no checkpoints: see :func:`run_training`); returns the
+        history, which ends with a record of the last step."""
+        from ..driver import drive
+
         if not self.history.steps:
             self.record()
-        generalised = False
-        while self.step_count < steps and not stop():
-            self.step()
-            if self.step_count % every == 0 or self.step_count == steps:
-                row = self.record()
-                if progress is not None:
-                    progress.update(self.step_count, text=f"loss {row[0]:.3g}, train acc {row[2]:.3f}, "
-                                                          f"test acc {row[3]:.3f}, |θ| {row[6]:.1f}")
-                t_gen = self.history.times[1]
-                if after is not None and t_gen is not None and self.step_count >= t_gen + after:
-                    generalised = True
-                    break
-            if checkpoint is not None and interval and self.step_count % interval == 0 and self.step_count < steps:
-                checkpoint()
-        if self.step_count < steps and not generalised and checkpoint is not None:  # stopped by the caller
-            checkpoint()
-        if self.history.steps[-1] != self.step_count:  # stopped between records (signal or caller)
-            self.record()
+        drive(TrainTask(self), total=steps, report=self.cfg["train"]["record_interval"], checkpoint=0,
+              progress=progress, log=lambda line: None)
         return self.history
 
     # ------------------------------------------------------------ checkpoints
@@ -227,6 +209,58 @@ class Trainer:
         self.history = History(steps=recorded, values=values.tolist())
 
 
+class TrainTask:
+    """Training as a driver :class:`~physampler.driver.Task`: full-batch steps, a record at every
+    report step, the stopping rule ``train.stop_after_generalization``.  ``write_state()`` writes a
+    checkpoint; ``finish(final_checkpoint)`` the outputs of a run that ended (normally or by a
+    signal).  A checkpoint's history holds only the records an uninterrupted run makes — the
+    record of an off-record last step is added after it — so a resume continues it exactly."""
+
+    sync_interval = None
+
+    def __init__(self, trainer: Trainer, write_state=None, finish=None, out=None):
+        self.trainer, self.write_state, self.finish, self.out = trainer, write_state, finish, out
+        self.after = trainer.cfg["train"]["stop_after_generalization"]
+
+    @property
+    def step(self) -> int:
+        return self.trainer.step_count
+
+    def advance(self, n: int, stop) -> None:
+        for _ in range(n):
+            self.trainer.step()
+            if stop():
+                break
+
+    def sync(self, step: int, stop: bool) -> bool:
+        return stop
+
+    def report(self, bar, merged: bool) -> bool:
+        row = self.trainer.record()
+        bar.update(self.step, text=f"loss {row[0]:.3g}, train acc {row[2]:.3f}, test acc {row[3]:.3f}, |θ| {row[6]:.1f}")
+        t_gen = self.trainer.history.times[1]
+        return self.after is not None and t_gen is not None and self.step >= t_gen + self.after
+
+    def _close(self, final_checkpoint: bool) -> None:
+        if self.trainer.history.steps[-1] != self.step:  # ended between records
+            self.trainer.record()
+        if self.finish is not None:
+            self.finish(final_checkpoint)
+
+    def checkpoint(self, final: bool) -> None:
+        if final:
+            self._close(True)
+        elif self.write_state is not None:
+            self.write_state()
+
+    def stopped(self, sig: int) -> str:
+        import signal
+
+        self._close(False)
+        return (f"{signal.Signals(sig).name} at step {self.step}: checkpoint written to {self.out / 'checkpoint.pt'}; "
+                "continue with --resume")
+
+
 def write_history(path, history: History, *, attrs: dict) -> None:
     from ..io import write_trajectory
 
@@ -254,12 +288,11 @@ def run_training(cfg: dict, text: str, out, *, resume: bool = False, overwrite: 
     history.nc so far and checkpoint.pt (the whole state: model, optimizer — WanD's landscape
     and random stream included —, history); ``resume`` continues checkpoint.pt bit for bit.
     Returns the exit status."""
-    import signal
     from pathlib import Path
 
+    from ..driver import catch_signals, drive
     from ..io import save_checkpoint, write_text
-    from ..job import catch_signals, preflight
-    from ..progress import Progress
+    from ..job import preflight
     from ..outdir import OutputDirectory
 
     out = Path(out)
@@ -281,29 +314,27 @@ def run_training(cfg: dict, text: str, out, *, resume: bool = False, overwrite: 
             save_checkpoint(out / "checkpoint.pt", {"config": text} | trainer.state_dict())
             write_history(out / "history.nc", trainer.history, attrs=attrs | {"initial_norm": trainer.initial_norm})
 
-        stop, old = catch_signals()  # before the start line: a signal after it always ends with a checkpoint
+        def finish(final_checkpoint: bool):
+            _final_outputs(cfg, text, out, trainer, attrs, final_checkpoint=final_checkpoint)
+
+        flag, handlers = catch_signals()  # before the start line: a signal after it always ends with a checkpoint
         log(f"resuming at step {trainer.step_count} of {total} in {out}" if ck is not None
             else f"starting {label} training, {total} steps, in {out}")
-        bar = Progress(total, trainer.step_count, progress)
+        if not trainer.history.steps:
+            trainer.record()
         try:
-            trainer.run(total, progress=bar, stop=lambda: stop.signal is not None, checkpoint=write_state)
+            code = drive(TrainTask(trainer, write_state, finish, out), total=total,
+                         report=cfg["train"]["record_interval"], checkpoint=cfg["output"]["checkpoint_interval"],
+                         progress=progress, log=log, flag=flag, handlers=handlers)
         except NumericalFault:
             # the records up to the faulting step are what a user needs to see; checkpoint.pt stays the last good one
             write_history(out / "history.nc", trainer.history, attrs=attrs | {"initial_norm": trainer.initial_norm})
             raise
-        finally:
-            bar.close()
-            for sig, h in old.items():
-                signal.signal(sig, h)
-        _final_outputs(cfg, text, out, trainer, attrs, final_checkpoint=stop.signal is None)
     finally:
         outdir.abandon()  # leaves a refused directory as it was found; after the first write, only unlocks
-    if stop.signal is not None:  # one closing line, as for physampler run
-        log(f"{signal.Signals(stop.signal).name} at step {trainer.step_count}: checkpoint written to "
-            f"{out / 'checkpoint.pt'}; continue with --resume")
-        return 128 + stop.signal
-    log(_summary(label, trainer, out))
-    return 0
+    if code == 0:
+        log(_summary(label, trainer, out))
+    return code
 
 
 def _open_trainer(cfg: dict, out, resume: bool):

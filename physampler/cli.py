@@ -102,8 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="independent replicas for the error bars, >= 2 (default %(default)s)")
         c.add_argument("--seed", type=_non_negative_int, default=2026, help="run seed (default %(default)s)")
         c.add_argument("--threads", type=_positive_int, default=2, help="replicas run in parallel (default %(default)s)")
-        c.add_argument("--reference-steps", type=_positive_int, default=case.reference_steps,
-                       help="OpenMM Langevin steps per reference temperature (default %(default)s)")
+        c.add_argument("--reference-steps", type=_positive_int, default=None,
+                       help=f"OpenMM Langevin steps per reference temperature (default {case.reference_steps}; "
+                            f"{4 * case.reference_steps} with --sphere-centre com)")
         c.add_argument("--no-reference", action="store_true", help="skip the OpenMM+MBAR comparison")
         c.add_argument("--integrator", choices=("ktd", "baoab"), default="ktd",
                        help="splitting of the WLMD step (default %(default)s); with baoab <U>(T) is checked against "

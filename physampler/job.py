@@ -29,6 +29,7 @@ from .biases import LinearWall, QuadraticWall
 from .cvs import CVSet, FunctionCV, PotentialEnergy
 from .grid import Axis
 from .integrators import BiasedMD, WLMDState
+from .integrators.wlmd import walker_state
 from .methods import Method, StaticBias, WangLandau, WellTemperedMetadynamics
 from .convergence import ConvergenceMonitor
 from .io import (FileError, load_checkpoint, read_entropy, read_landscape, read_trajectory, save_checkpoint,
@@ -36,8 +37,7 @@ from .io import (FileError, load_checkpoint, read_entropy, read_landscape, read_
 from .landscape import Landscape
 from .outdir import JobError, OutputDirectory
 from .rng import WalkerRNG
-from .progress import Progress
-from .runner import Runner
+from .driver import catch_signals, drive
 from .schedules import make_schedule
 
 OUTPUTS = ("landscape.nc", "trajectory.nc", "checkpoint.pt", "landscape.png", "config.toml", "manifest.json",
@@ -296,74 +296,37 @@ def initial_positions(job: Job, walkers: int | None = None) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------- the run
-class _Stop:
-    def __init__(self):
-        self.signal = None
-
-    def __call__(self, signum, frame):
-        self.signal = signum
-
-
 def _state_payload(job: Job, state: WLMDState, records: int) -> dict:
-    rng = state.rng.state_dict()
-    return {
+    """A checkpoint: the engine's state format (walkers, method, landscape) plus the job's own entries."""
+    return job.integrator.state_dict(state) | {
         "config": job.text,
-        "step": state.step,
-        "positions": state.positions.detach().cpu().clone(),
-        "velocities": state.velocities.detach().cpu().clone(),
-        "accel": state.accel.detach().cpu().clone(),
-        "cv": state.cv.detach().cpu().clone(),
-        "rng": rng,
-        "landscape": job.landscape.state_dict(),
         "trajectory_records": records,
         "t_wl": float(getattr(job.wlmd.schedule, "t_wl", 0.0)),
     }
 
 
-def _tensor(path, ck: dict, key: str, shape: tuple) -> torch.Tensor:
-    t = ck[key]
-    if not isinstance(t, torch.Tensor) or not t.dtype.is_floating_point or tuple(t.shape) != tuple(shape):
-        got = f"{list(t.shape)} {t.dtype}" if isinstance(t, torch.Tensor) else type(t).__name__
-        raise FileError(path, f"checkpoint entry {key!r} must be a float tensor of shape {list(shape)} for this job "
-                              f"(got {got})")
-    if not bool(torch.isfinite(t).all()):
-        raise FileError(path, f"checkpoint entry {key!r} holds NaN or Inf")
-    return t
-
-
-def _count(path, ck: dict, key: str) -> int:
-    v = ck[key]
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-        raise FileError(path, f"checkpoint entry {key!r} must be an integer >= 0 (got {v!r:.40})")
-    return v
-
-
 def _restore(job: Job, ck: dict, rng: WalkerRNG, path, *, landscape: bool = True) -> tuple[WLMDState, int]:
     """The state of a checkpoint ``ck`` read from ``path``, checked against this job first:
     :class:`FileError` for anything that does not fit (shapes, counts, RNG, landscape)."""
-    w = len(rng)
-    step, records = _count(path, ck, "step"), _count(path, ck, "trajectory_records")
-    q, v, a = (_tensor(path, ck, k, (w, *job.system.shape)) for k in ("positions", "velocities", "accel"))
-    cv = _tensor(path, ck, "cv", (w, len(job.cvs.names)))
-    for part, load, key in (("random streams", rng.load_state_dict, "rng"),
-                            ("landscape", job.landscape.load_state_dict if landscape else None, "landscape")):
-        if load is None:
-            continue
+    records = ck["trajectory_records"]
+    if isinstance(records, bool) or not isinstance(records, int) or records < 0:
+        raise FileError(path, f"checkpoint entry 'trajectory_records' must be an integer >= 0 (got {records!r:.40})")
+    try:
+        state = walker_state(ck, rng, shape=(len(rng), *job.system.shape), cvs=len(job.cvs.names),
+                             device=job.device, dtype=job.dtype)
+    except ValueError as e:
+        raise FileError(path, f"checkpoint {e}") from None
+    if landscape:
         try:
-            load(ck[key])
+            job.integrator.load_state_dict(ck)
         except (KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as e:
-            raise FileError(path, f"checkpoint's {part} do not fit this job ({type(e).__name__}: {e})") from None
-    d = dict(device=job.device, dtype=job.dtype)
-    state = WLMDState(q.to(**d), v.to(**d), a.to(**d), cv.to(job.device), step, rng)
+            raise FileError(path, f"checkpoint's landscape do not fit this job ({type(e).__name__}: {e})") from None
     return state, records
 
 
 def advance(job: Job, state: WLMDState, n: int, stop=None) -> WLMDState:
-    """``n`` steps; the torch path stops early once ``stop()`` is true (a compiled block of one
-    report interval takes milliseconds and always completes)."""
-    if hasattr(job.integrator, "run"):  # compiled block loop
-        return job.integrator.run(state, n)[0]
-    return Runner(job.integrator, state).run(n, stop=stop)
+    """``n`` steps of the job's engine (the torch engine stops early once ``stop()`` is true)."""
+    return job.integrator.run(state, n, stop=stop)[0]
 
 
 class _Results:
@@ -444,12 +407,6 @@ class _Results:
             f"{', '.join(p for p in OUTPUTS if (self.out / p).exists())} in {self.out}")
 
 
-def catch_signals():
-    """Install the stop-flag handler for SIGINT/SIGTERM; returns (flag, previous handlers)."""
-    stop = _Stop()
-    return stop, {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-
-
 def open_job(cfg: dict, text: str, out: Path, *, resume: bool, overwrite: bool, system=None):
     """Everything a single-process run checks before it writes: the machine (:func:`preflight`),
     the output directory (locked), the checkpoint's readability and config, then the objects.
@@ -521,11 +478,50 @@ def run_job(config, out, *, system=None, resume: bool = False, overwrite: bool =
     return run(cfg, text, Path(out), resume=resume, overwrite=overwrite, progress=progress, log=log, system=system)
 
 
+class _RunTask:
+    """``physampler run`` as a driver :class:`~physampler.driver.Task`: the job's engine, its
+    walkers' state and the outputs, in one process (``sync`` None) or on one torchrun rank."""
+
+    def __init__(self, job: Job, state: WLMDState, res, write, *, sync=None, world=None, out: Path):
+        self.job, self.state, self.res, self.write, self.sync_, self.world, self.out = \
+            job, state, res, write, sync, world, out
+        self.sync_interval = job.cfg["run"]["sync_interval"] if sync is not None else None
+
+    @property
+    def step(self) -> int:
+        return self.state.step
+
+    def advance(self, n: int, stop) -> None:
+        # ranks run whole chunks: they must all reach the same sync step
+        self.state = self.job.integrator.run(self.state, n, stop=stop if self.sync_ is None else None)[0]
+
+    def sync(self, step: int, stop: bool) -> bool:
+        stop_all = self.sync_.sync(step, stop)
+        # The acceleration must come from the merged S, as if all walkers shared one process.
+        self.state = self.job.wlmd.refresh(self.state)
+        return stop_all
+
+    def report(self, bar, merged: bool) -> bool:
+        cv = self.state.cv if self.world is None else _gather_cv(self.sync_, self.state, self.world.size)
+        if self.res is not None:
+            self.res.record(self.state.step, cv, merged=merged)
+            bar.update(self.state.step, self.job.wlmd.method.factor(self.state.step), cv.detach().cpu())
+        return False
+
+    def checkpoint(self, final: bool) -> None:
+        self.write(self.state, final)
+
+    def stopped(self, sig: int) -> str:
+        name = signal.Signals(sig).name
+        if self.world is None:
+            return f"{name} at step {self.step}: checkpoint written to {self.out / 'checkpoint.pt'}; continue with --resume"
+        return (f"rank {self.world.rank}: stopped at step {self.step} ({name} on some rank); checkpoint written; "
+                "continue with --resume")
+
+
 def _run_local(job: Job, out: Path, outdir: OutputDirectory, ck: dict | None, *, progress: bool, log) -> int:
     cfg, text = job.cfg, job.text
     total = cfg["run"]["steps"]
-    rep = cfg["output"]["report_interval"]
-    ckpt = cfg["output"]["checkpoint_interval"]
     walkers = list(range(cfg["run"]["walkers"]))
     res = _Results(job, text, out, walkers)
     rng = WalkerRNG(cfg["run"]["seed"], walkers, device=job.device)
@@ -539,38 +535,27 @@ def _run_local(job: Job, out: Path, outdir: OutputDirectory, ck: dict | None, *,
     outdir.commit()  # every input checked: only now are old outputs replaced
     write_text(out / "config.toml", text)
 
-    def write_all(final: bool):
+    def write_all(state: WLMDState, final: bool):
         res.write(state.step, final)
         save_checkpoint(out / "checkpoint.pt", _state_payload(job, state, len(res.steps))
                         | {"convergence": res.convergence.state_dict()})
-        if os.environ.get("PHYSAMPLER_CHECKPOINT_MARKER"):  # for tests that kill a run once it can be resumed
-            print(f"physampler: checkpoint written at step {state.step}", file=sys.stderr, flush=True)
+        _checkpoint_marker(state.step)
 
-    stop, old = catch_signals()  # before the start line: a signal after it always ends with a checkpoint
+    flag, handlers = catch_signals()  # before the start line: a signal after it always ends with a checkpoint
     log(f"resuming at step {state.step} of {total} in {out}" if ck is not None
         else f"starting {total} steps x {len(walkers)} walkers in {out}")
-    bar = Progress(total, state.step, progress)
-    try:
-        while state.step < total:
-            n = min(rep - state.step % rep, total - state.step)
-            state = advance(job, state, n, stop=lambda: stop.signal is not None)
-            if state.step % rep == 0 or state.step == total:
-                res.record(state.step, state.cv)
-            bar.update(state.step, job.wlmd.method.factor(state.step), state.cv.detach().cpu())
-            if stop.signal is not None:
-                write_all(False)
-                name = signal.Signals(stop.signal).name
-                log(f"{name} at step {state.step}: checkpoint written to {out / 'checkpoint.pt'}; continue with --resume")
-                return 128 + stop.signal
-            if state.step % ckpt == 0 and state.step < total:
-                write_all(False)
-    finally:
-        bar.close()
-        for s, h in old.items():
-            signal.signal(s, h)
-    write_all(True)
-    res.finish(state.step, log)
-    return 0
+    task = _RunTask(job, state, res, write_all, out=out)
+    code = drive(task, total=total, report=cfg["output"]["report_interval"],
+                 checkpoint=cfg["output"]["checkpoint_interval"], progress=progress, log=log, flag=flag,
+                 handlers=handlers)
+    if code == 0:
+        res.finish(task.step, log)
+    return code
+
+
+def _checkpoint_marker(step: int) -> None:
+    if os.environ.get("PHYSAMPLER_CHECKPOINT_MARKER"):  # for tests that kill a run once it can be resumed
+        print(f"physampler: checkpoint written at step {step}", file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------- distributed
@@ -705,7 +690,7 @@ def _rank_start(job: Job, world, out: Path, outdir: OutputDirectory, manifest: d
     if manifest is not None:
         base = out / manifest["directory"]
         lck = load_checkpoint(base / "landscape.pt")
-        job.landscape.load_state_dict(lck["landscape"])
+        job.integrator.load_state_dict(lck)
         state, _ = _restore(job, load_checkpoint(base / f"rank-{world.rank}.pt"), rng,
                             base / f"rank-{world.rank}.pt", landscape=False)
         sync.reset()
@@ -749,10 +734,10 @@ def _rank_checkpoint(job: Job, world, sync, res, out: Path, state: WLMDState, fi
     mine = hashlib.sha256((d / f"rank-{rank}.pt").read_bytes()).hexdigest()
     sync.collective(lambda: torch.distributed.all_gather_object(digests, mine), state.step)
     if world.is_root:
-        save_checkpoint(d / "landscape.pt", {"config": job.text, "step": state.step,
-                                              "landscape": job.landscape.state_dict(),
-                                              "trajectory_records": len(res.steps), "t_wl": payload["t_wl"],
-                                              "convergence": res.convergence.state_dict()})
+        # the engine format's method part (landscape shared by all ranks) with the job's entries
+        save_checkpoint(d / "landscape.pt", job.integrator.state_dict() | {
+            "config": job.text, "step": state.step, "trajectory_records": len(res.steps), "t_wl": payload["t_wl"],
+            "convergence": res.convergence.state_dict()})
         res.write(state.step, final, extra={"ranks": size, "walkers_per_rank": job.cfg["run"]["walkers"]})
         files = {f"rank-{r}.pt": digests[r] for r in range(size)}
         files["landscape.pt"] = hashlib.sha256((d / "landscape.pt").read_bytes()).hexdigest()
@@ -770,52 +755,23 @@ def _run_ranks(job: Job, world, out: Path, outdir: OutputDirectory, manifest: di
                log) -> int:
     from . import distributed as D
 
-    cfg, text = job.cfg, job.text
-    rank, size = world.rank, world.size
+    cfg = job.cfg
     W = cfg["run"]["walkers"]
     sync = D.LandscapeSync(job.landscape, world)
-    total = cfg["run"]["steps"]
-    rep, ckpt, K = cfg["output"]["report_interval"], cfg["output"]["checkpoint_interval"], cfg["run"]["sync_interval"]
-    rng = WalkerRNG(cfg["run"]["seed"], range(W), rank=rank, device=job.device)
-    res = _Results(job, text, out, list(range(W * size))) if world.is_root else None
+    rng = WalkerRNG(cfg["run"]["seed"], range(W), rank=world.rank, device=job.device)
+    res = _Results(job, job.text, out, list(range(W * world.size))) if world.is_root else None
     state = _rank_start(job, world, out, outdir, manifest, sync, res, rng, log)
 
-    def checkpoint(final: bool):
+    def write(state: WLMDState, final: bool):
         _rank_checkpoint(job, world, sync, res, out, state, final)
 
-    stop, old = catch_signals()
-    bar = Progress(total, state.step, progress and world.is_root)
-    try:
-        while state.step < total:
-            n = min(rep - state.step % rep, K - state.step % K, total - state.step)
-            state = advance(job, state, n)
-            stop_all = False
-            if state.step % K == 0 or state.step == total:
-                stop_all = sync.sync(state.step, stop.signal is not None)
-                # The acceleration must come from the merged S, as if all walkers shared one process.
-                state = job.wlmd.refresh(state)
-            if state.step % rep == 0 or state.step == total:
-                cvs = _gather_cv(sync, state, size)
-                if res is not None:
-                    res.record(state.step, cvs, merged=state.step % K == 0 or state.step == total)
-                    bar.update(state.step, job.wlmd.method.factor(state.step), cvs)
-            if stop_all:
-                checkpoint(False)
-                sig = stop.signal or signal.SIGTERM
-                log(f"rank {rank}: stopped at step {state.step} ({signal.Signals(sig).name} on some rank); "
-                    f"checkpoint written; continue with --resume")
-                return 128 + sig
-            if state.step % ckpt == 0 and state.step < total:
-                checkpoint(False)
-        checkpoint(True)
-    finally:
-        bar.close()
-        for s, h in old.items():
-            signal.signal(s, h)
-    if world.is_root:
+    task = _RunTask(job, state, res, write, sync=sync, world=world, out=out)
+    code = drive(task, total=cfg["run"]["steps"], report=cfg["output"]["report_interval"],
+                 checkpoint=cfg["output"]["checkpoint_interval"], progress=progress and world.is_root, log=log)
+    if code == 0 and world.is_root:
         log(f"landscape syncs: {sync.syncs}, {sync.comm_seconds:.3f} s in communication on rank 0")
-        res.finish(state.step, log)
-    return 0
+        res.finish(task.step, log)
+    return code
 
 
 def check_resume_config(cfg: dict, checkpoint_text, path, *, kind: str = "run") -> None:

@@ -119,6 +119,14 @@ class CompiledWLMD:
     def init(self, positions: torch.Tensor, rng, velocities: torch.Tensor | None = None) -> WLMDState:
         return self.wlmd.init(positions, rng, velocities)
 
+    def state_dict(self, state: WLMDState | None = None) -> dict:
+        """The torch engine's format (:func:`~physampler.integrators.wlmd.engine_state_dict`): a
+        checkpoint of either engine resumes on the other."""
+        return self.wlmd.state_dict(state)
+
+    def load_state_dict(self, sd: dict, rng=None) -> WLMDState | None:
+        return self.wlmd.load_state_dict(sd, rng)
+
     def step(self, state: WLMDState):
         """One step (for :class:`~physampler.runner.Runner`); prefer :meth:`run` for speed."""
         from .wlmd import WLMDInfo
@@ -126,8 +134,9 @@ class CompiledWLMD:
         new, info = self.run(state, 1)
         return new, WLMDInfo(cv=new.cv, f_wl=float(info.f_wl[0]), in_range=self.landscape.grid.in_range(new.cv))
 
-    def run(self, state: WLMDState, steps: int) -> tuple[WLMDState, BlockInfo]:
-        """Advance ``steps`` WLMD steps; the landscape is updated in place.  With ``observe`` CVs
+    def run(self, state: WLMDState, steps: int, *, stop=None) -> tuple[WLMDState, BlockInfo]:
+        """Advance ``steps`` WLMD steps; the landscape is updated in place (``stop`` is not asked: a
+        block of one report interval takes milliseconds and always completes).  With ``observe`` CVs
         the block is cut at every multiple of ``observe_every`` and they are recorded there, on
         the positions and CV of that step, as the torch engine's F operator does."""
         steps = _checks.positive_int("steps", steps)

@@ -235,13 +235,83 @@ class BiasedMD:
         return ln
 
     # ----------------------------------------------------------- persistence
-    def state_dict(self) -> dict:
-        """The method's state (its landscape included); walkers' states are the caller's."""
-        return {"splitting": self.splitting, "method": self.method.state_dict()}
+    def state_dict(self, state: WLMDState | None = None) -> dict:
+        """The one checkpoint format of every engine (:func:`engine_state_dict`): the method and
+        splitting, and with ``state`` its walkers."""
+        return engine_state_dict(self.method, self.splitting, state)
 
-    def load_state_dict(self, state: dict) -> None:
-        _checks.same("integrator state: splitting", state.get("splitting", self.splitting), self.splitting)
-        self.method.load_state_dict(state["method"])
+    def load_state_dict(self, sd: dict, rng: WalkerRNG | None = None) -> WLMDState | None:
+        """Load :meth:`state_dict` (the landscape in place); with walker entries and ``rng`` (this
+        job's streams, loaded from the entries) returns their :class:`WLMDState`, checked against
+        the system and CVs: ``ValueError`` naming the entry that does not fit."""
+        load_engine_state(self.method, self.splitting, sd)
+        if rng is None or "positions" not in sd:
+            return None
+        return walker_state(sd, rng, shape=(len(rng), *self.system.shape), cvs=len(self.cvs))
+
+    def run(self, state: WLMDState, steps: int, *, stop=None) -> tuple[WLMDState, WLMDInfo | None]:
+        """``steps`` steps, or fewer once ``stop()`` (asked after every step) is true; returns the
+        state and the last step's info — the block interface the compiled engine shares."""
+        info = None
+        for _ in range(_checks.non_negative_int("steps", steps)):
+            state, info = self.step(state)
+            if stop is not None and stop():
+                break
+        return state, info
+
+
+#: the walker entries of the engine state format: name → kind
+WALKER_ENTRIES = ("step", "positions", "velocities", "accel", "cv", "rng")
+
+
+def engine_state_dict(method: Method, splitting: str, state: WLMDState | None = None) -> dict:
+    """The one engine state format (torch and compiled engines, WanD, every checkpoint), flat and
+    made of plain tensors and numbers (``torch.load(weights_only=True)``):
+
+    ``splitting``, ``method`` (its kind) and the method's own entries (``landscape``: S, H and the
+    per-bin observables, shared by all walkers); with ``state`` the walkers: ``step``,
+    ``positions``, ``velocities``, ``accel`` [W, *shape], ``cv`` [W, K] and ``rng`` (their streams).
+    """
+    m = dict(method.state_dict())
+    sd = {"splitting": splitting, "method": m.pop("kind")} | m
+    if state is not None:
+        sd |= {"step": state.step, "rng": state.rng.state_dict()}
+        sd |= {k: getattr(state, k).detach().cpu().clone() for k in ("positions", "velocities", "accel", "cv")}
+    return sd
+
+
+def load_engine_state(method: Method, splitting: str, sd: dict) -> None:
+    """Load the method part of :func:`engine_state_dict` (a state written before the splitting and
+    method were recorded is taken to be of this engine's)."""
+    _checks.same("integrator state: splitting", sd.get("splitting", splitting), splitting)
+    entries = {k: v for k, v in sd.items() if k not in WALKER_ENTRIES and k != "splitting"}
+    method.load_state_dict(entries | {"kind": entries.pop("method", method.kind)})
+
+
+def _float_entry(sd: dict, key: str, shape: tuple) -> torch.Tensor:
+    t = sd[key]
+    if not isinstance(t, torch.Tensor) or not t.dtype.is_floating_point or tuple(t.shape) != tuple(shape):
+        got = f"{list(t.shape)} {t.dtype}" if isinstance(t, torch.Tensor) else type(t).__name__
+        raise ValueError(f"entry {key!r} must be a float tensor of shape {list(shape)} for this job (got {got})")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"entry {key!r} holds NaN or Inf")
+    return t
+
+
+def walker_state(sd: dict, rng: WalkerRNG, *, shape: tuple, cvs: int, device=None, dtype=None) -> WLMDState:
+    """The :class:`WLMDState` of the walker entries of ``sd``, their streams loaded into ``rng``;
+    ``ValueError`` naming the entry that does not fit ``shape`` [W, *system shape] and ``cvs``."""
+    step = sd["step"]
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ValueError(f"entry 'step' must be an integer >= 0 (got {step!r:.40})")
+    q, v, a = (_float_entry(sd, k, shape) for k in ("positions", "velocities", "accel"))
+    cv = _float_entry(sd, "cv", (shape[0], cvs))
+    try:
+        rng.load_state_dict(sd["rng"])
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as e:
+        raise ValueError(f"random streams do not fit this job ({type(e).__name__}: {e})") from None
+    d = {"device": device, "dtype": dtype or q.dtype}
+    return WLMDState(q.to(**d), v.to(**d), a.to(**d), cv.to(device), step, rng)
 
 
 class WLMD(BiasedMD):
