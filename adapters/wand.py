@@ -47,7 +47,7 @@ from ..cvs import CV, CVSet
 from ..faults import NumericalFault
 from ..grid import Axis
 from ..integrators.splittings import SPLITTINGS, thermostats
-from ..integrators.wlmd import BiasedMD, WLMDInfo, WLMDState
+from ..integrators.wlmd import BiasedMD, WLMDInfo, WLMDState, engine_state_dict, load_engine_state
 from ..landscape import Landscape
 from ..methods import WangLandau
 from ..rng import WalkerRNG
@@ -392,15 +392,22 @@ class WanD(Optimizer):
     # ------------------------------------------------------------- state dict
     def state_dict(self) -> dict:
         """torch.optim's state dict (per-parameter ``velocity``, ``acceleration``, ``step``) plus the
-        shared ``wand`` entry; plain tensors and numbers only (loads with ``torch.load(weights_only=True)``)."""
+        shared ``wand`` entry: ``seed``, ``schedule`` and the core's engine state format
+        (:func:`~physampler.integrators.wlmd.engine_state_dict`: ``splitting``, ``method``,
+        ``landscape``, ``step``, ``cv``, ``rng``) without the walker's arrays, which are the
+        parameters themselves and their per-parameter state.  Plain tensors and numbers only
+        (loads with ``torch.load(weights_only=True)``)."""
         sd = super().state_dict()
-        wand_state = {"seed": self.seed, "schedule": {"kind": type(self.schedule).__name__, **self.schedule.params()},
-                      "splitting": self.splitting, "landscape": self.landscape.state_dict(),
-                      "rng": self._rng.state_dict()}
-        if self._cv is not None:
-            wand_state["cv"] = self._cv.detach().cpu().clone()
-        sd["wand"] = wand_state
+        engine = engine_state_dict(self._method(), self.splitting, self._walker())
+        for key in ("positions", "velocities", "accel"):
+            engine.pop(key, None)
+        engine.setdefault("rng", self._rng.state_dict())  # before the first step: no walker yet
+        sd["wand"] = {"seed": self.seed, "schedule": {"kind": type(self.schedule).__name__, **self.schedule.params()}} \
+            | engine
         return sd
+
+    def _method(self) -> WangLandau:
+        return WangLandau(self.landscape, self.schedule)
 
     def load_state_dict(self, state_dict: dict) -> None:
         if "wand" not in state_dict:
@@ -424,7 +431,7 @@ class WanD(Optimizer):
                         raise ValueError(f"state_dict: state[{i}].{key} must be a tensor of the parameter's shape "
                                          f"{list(p.shape)} (got {got})")
         super().load_state_dict(sd)
-        self.landscape.load_state_dict(ws["landscape"])
+        load_engine_state(self._method(), self.splitting, {k: v for k, v in ws.items() if k not in ("seed", "schedule")})
         self.seed = int(ws["seed"])
         self._rng = WalkerRNG(self.seed, 1, device=self.landscape.device)
         self._rng.load_state_dict(ws["rng"])
