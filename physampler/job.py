@@ -154,16 +154,8 @@ def build(cfg: dict, text: str, *, walkers_total: int | None = None, system=None
     for w in cfg["bias"]["walls"]:
         cls = QuadraticWall if w["shape"] == "quadratic" else LinearWall
         biases.append(cls(names.index(w["cv"]), w["at"], w["strength"], w["side"]))
-    sc = dict(cfg["schedule"])
-    kind = sc.pop("kind")
-    if kind == "inverse_time":
-        schedule = make_schedule(kind, F=sc["F"], t_wl=resolved_t_wl(cfg))
-    elif kind == "three_stage":
-        schedule = make_schedule(kind, F=sc["F"], t_rise=sc["t_rise"], t_drop=sc["t_drop"], t_off=sc["t_off"])
-    else:
-        schedule = make_schedule(kind, f=sc["f"])
     it = cfg["integrator"]
-    wlmd = BiasedMD(system, cvs, _method(cfg, land, schedule), dt=it["dt"], c_f=it["c_f"], kT=it["kT"],
+    wlmd = BiasedMD(system, cvs, _method(cfg, land, _schedule(cfg)), dt=it["dt"], c_f=it["c_f"], kT=it["kT"],
                     biases=biases, constraints=constraints, walkers_total=walkers_total, splitting=it["splitting"],
                     potential=it["potential"], observe=_observed(cfg, system),
                     observe_every=cfg["cvs"]["observe_every"])
@@ -234,6 +226,17 @@ def preflight(cfg: dict, kind: str = "run") -> float:
 
     C.check_device(f"{kind}.device", cfg[kind]["device"])
     return guard(cfg, kind)
+
+
+def _schedule(cfg: dict):
+    """The deposit schedule of ``[schedule]``."""
+    sc = dict(cfg["schedule"])
+    kind = sc.pop("kind")
+    if kind == "inverse_time":
+        return make_schedule(kind, F=sc["F"], t_wl=resolved_t_wl(cfg))
+    if kind == "three_stage":
+        return make_schedule(kind, F=sc["F"], t_rise=sc["t_rise"], t_drop=sc["t_drop"], t_off=sc["t_off"])
+    return make_schedule(kind, f=sc["f"])
 
 
 def _observed(cfg: dict, system) -> list:
