@@ -83,8 +83,8 @@ def test_lj13_heat_capacity_matches_openmm_mbar():
     assert b.checks["C_V peak in literature range"], b.peak_temperature
     assert b.checks["<rg> vs OpenMM+MBAR"], b.observable_deviations("rg")
     assert b.checks["<q6> vs OpenMM+MBAR"], b.observable_deviations("q6")
-    # Controls: the same per-bin means reweighted at a 5 % wrong temperature, or filed four bins
-    # (0.2 ε) off in U, leave the error bars.
+    # Controls: the same per-bin means reweighted at a 5 % wrong temperature, or filed twenty bins
+    # (1 ε) off in U, leave the error bars (four bins, 0.2 ε, moves R_g by only ≈ 0.003: not enough).
     import dataclasses
 
     o = b.observables
@@ -93,7 +93,7 @@ def test_lj13_heat_capacity_matches_openmm_mbar():
         mean, se = obs.reweighted(temps)
         return np.max(np.abs(mean[name] - ref.observables[name][0]) / np.hypot(se[name], ref.observables[name][1]))
 
-    off = dataclasses.replace(o, per_bin={n: np.roll(v, 4, axis=1) for n, v in o.per_bin.items()})
+    off = dataclasses.replace(o, per_bin={n: np.roll(v, 20, axis=1) for n, v in o.per_bin.items()})
     for name in ("rg", "q6"):
         assert worst_obs_z(name, temps=r.temperatures * 1.05) > 3, name
         assert worst_obs_z(name, obs=off) > 3, name
