@@ -34,6 +34,7 @@ mean S.  Replicas run in parallel threads (the compiled kernels release the GIL)
 """
 from __future__ import annotations
 
+import functools
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -203,13 +204,17 @@ class Observables:
         error = {n: np.std([e[n] for e in each], axis=0, ddof=1) / np.sqrt(self.replicas) for n in self.per_bin}
         return mean, error
 
+    @functools.cached_property
+    def _at_temperatures(self) -> tuple[dict, dict]:
+        return self.reweighted(self.temperatures)
+
     @property
     def mean(self) -> dict:
-        return self.reweighted(self.temperatures)[0]
+        return self._at_temperatures[0]
 
     @property
     def error(self) -> dict:
-        return self.reweighted(self.temperatures)[1]
+        return self._at_temperatures[1]
 
 
 def run_observables(case: LJCase, entropy: torch.Tensor, temps, *, steps: int, walkers: int, replicas: int, seed: int,
