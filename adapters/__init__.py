@@ -5,6 +5,7 @@ The core never imports ``torch.nn``; anything that turns a framework object
 System, CV set or integrator lives here.
 """
 
+from .network_task import NetworkTask
 from .wand import WanD, wand
 
-__all__ = ["WanD", "wand"]
+__all__ = ["NetworkTask", "WanD", "wand"]

@@ -31,10 +31,37 @@ def system_from_config(cfg: dict, dtype, dev):
     net = network_from_config(cfg, torch.Generator().manual_seed(cfg["run"]["seed"]), dtype)
     system = ModuleSystem(net, *task.split(), sharpness=s["sharpness"], dtype=dtype, device=dev,
                           precision=s["precision"], compile=s["compile"])
-    cons = []
-    if s["constraint"] == "box":
-        cons = [ReflectiveBox(system.box_bounds(s["box_c"], s["box_dim"]).to(dev))]
-    elif s["constraint"] == "norm":
-        cons = [FixedNormShell(s["norm_radius"])]
+    cons = constraints_of(system, s["constraint"], box_c=s["box_c"], box_dim=s["box_dim"],
+                          norm_radius=s["norm_radius"], device=dev)
     return system, ModuleCVSet(system, cfg["cvs"]["names"]), cons
 
+
+
+def initial_parameters(cfg: dict, system: ModuleSystem, walkers: int, generator: torch.Generator) -> torch.Tensor:
+    """One network initialisation per walker (docs/science.md §8 init) from ``generator``; on the
+    fixed-norm shell scaled to R, in the box clipped to it."""
+    dtype = system.dtype
+    q = torch.stack([system.flatten_module(network_from_config(cfg, generator, dtype)) for _ in range(walkers)])
+    return constrained_starts(q, system, cfg["system"]["constraint"], box_c=cfg["system"]["box_c"],
+                              box_dim=cfg["system"]["box_dim"], norm_radius=cfg["system"]["norm_radius"])
+
+
+def constrained_starts(q: torch.Tensor, system: ModuleSystem, constraint: str, *, box_c: float, box_dim: str,
+                       norm_radius: float) -> torch.Tensor:
+    """Starts ``q`` [W, P] moved onto the constraint: scaled to the shell |θ| = R, or clipped to the box."""
+    if constraint == "norm":
+        return q / q.norm(dim=1, keepdim=True) * norm_radius
+    if constraint == "box":
+        bound = system.box_bounds(box_c, box_dim).to(q.device, q.dtype)
+        return torch.maximum(torch.minimum(q, bound), -bound)
+    return q
+
+
+def constraints_of(system: ModuleSystem, constraint: str, *, box_c: float, box_dim: str, norm_radius: float,
+                   device) -> list:
+    """The walker constraint objects of ``constraint``."""
+    if constraint == "box":
+        return [ReflectiveBox(system.box_bounds(box_c, box_dim).to(device))]
+    if constraint == "norm":
+        return [FixedNormShell(norm_radius)]
+    return []

@@ -41,7 +41,7 @@ from torch.optim import Optimizer
 
 from .. import _checks
 from ..biases import QuadraticWall
-from ..config import WAND_DEFAULTS
+from .schema import WAND_DEFAULTS
 from ..constraints import FixedNormShell, ReflectiveBox
 from ..cvs import CV, CVSet
 from ..faults import NumericalFault
@@ -200,7 +200,7 @@ def wand(params: list[torch.Tensor], closure: Callable[[], torch.Tensor], state:
 class WanD(Optimizer):
     """Wang–Landau dynamics on ln L as an optimizer (see the module docstring for the equations).
 
-    Every default comes from :data:`physampler.config.WAND_DEFAULTS` — the same values as
+    Every default comes from :data:`physampler.adapters.schema.WAND_DEFAULTS` — the same values as
     ``physampler train`` and docs/config.md: dt = 1e-3, λ = 0.03, kT = 1,
     f_WL = InverseTime(F = 3000, t_WL = 500), the ln L grid −8 … 2 in 500 bins with a
     kernel of 10 bins, and a wall β = 1e4 above ln L = −5; no box, no fixed norm.

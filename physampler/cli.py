@@ -426,7 +426,7 @@ def _launch(args, kind: str, load, start) -> int:
             cfg[kind]["steps"] = args.steps
         if args.device is not None:
             cfg[kind]["device"] = args.device
-        (C.cross_checks if kind == "run" else C.train_checks)(cfg)
+        C.check(cfg, kind)
         where["out"] = out = Path(args.out or cfg["output"]["directory"])
         return start(cfg, text, out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
                      log=lambda m: print(m, file=sys.stderr, flush=True))
@@ -461,14 +461,10 @@ def _probe(cfg: dict, text: str, kind: str, seconds: float) -> tuple[int, float]
     compilation, torch's first-call costs); doubles the chunk until it lasts ``seconds``."""
     import time
 
-    if kind == "train":
-        from .adapters.training import Trainer
+    if kind != "run":
+        from .registry import job_kinds
 
-        trainer = Trainer(cfg)
-
-        def probe_steps(n):
-            for _ in range(n):
-                trainer.step()
+        probe_steps = job_kinds()[kind].probe(cfg, text)
     else:
         from .job import advance, build, initial_positions
         from .rng import WalkerRNG
@@ -506,16 +502,16 @@ def _check(args) -> int:
         else:
             kind = C.kind_of(regular_file(args.config, "TOML config").read_text(encoding="utf-8", errors="replace"))
             cfg, text = C.load(args.config, kind=kind)
-        sec = "run" if kind == "run" else "train"
+        sec = C.section(kind)
         if args.steps is not None:
             cfg[sec]["steps"] = args.steps
         if args.device is not None:
             cfg[sec]["device"] = args.device
-        (C.cross_checks if kind == "run" else C.train_checks)(cfg)
+        C.check(cfg, kind)
         need = preflight(cfg, sec)
         total = cfg[sec]["steps"]
         what = (f"{cfg['system']['kind']}, {cfg['run']['walkers']} walkers x {total} steps" if kind == "run"
-                else f"{cfg['optimizer']['name']} training of the {cfg['system']['model']}, {total} steps")
+                else C.describe(cfg, kind))
         print(f"config      {args.config or '(built-in default)'}: {kind} config, {what}")
         print(f"memory      estimated {format_bytes(need)} of {format_bytes(available_memory(cfg[sec]['device']))} "
               f"available on {cfg[sec]['device']}")
@@ -526,7 +522,7 @@ def _check(args) -> int:
         print(f"time        about {_duration(total / rate)} at {rate:.4g} steps/s (a probe of {n} steps, "
               f"{torch.get_num_threads()} torch threads)")
         out = Path(args.out or cfg["output"]["directory"])
-        ckpt = out / ("checkpoint.pt" if kind == "train" or not os.environ.get("WORLD_SIZE") else "manifest.json")
+        ckpt = out / ("checkpoint.pt" if kind != "run" or not os.environ.get("WORLD_SIZE") else "manifest.json")
         state = ("does not exist: run creates it" if not out.exists() else
                  "holds a checkpoint: --resume continues it" if ckpt.exists() else
                  "exists: run needs --overwrite (or is refused)" if any(out.iterdir()) else "exists and is empty")

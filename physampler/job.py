@@ -26,7 +26,7 @@ import torch
 
 from . import config as C
 from .biases import LinearWall, QuadraticWall
-from .cvs import CVSet, FunctionCV, PotentialEnergy
+from .cvs import CVSet
 from .grid import Axis
 from .integrators import BiasedMD, WLMDState
 from .integrators.wlmd import walker_state
@@ -39,6 +39,7 @@ from .outdir import JobError, OutputDirectory
 from .rng import WalkerRNG
 from .driver import catch_signals, drive
 from .schedules import make_schedule
+from .systems.builtin import physical_cvs
 
 OUTPUTS = ("landscape.nc", "trajectory.nc", "checkpoint.pt", "landscape.png", "config.toml", "manifest.json",
            "checkpoints")
@@ -110,37 +111,22 @@ class Job:
     integrator: object  # BiasedMD or CompiledWLMD
     device: torch.device
     dtype: torch.dtype
+    starts: object = None  # the built system's own starts(walkers, generator), else its kind's
 
 
 def build(cfg: dict, text: str, *, walkers_total: int | None = None, system=None) -> Job:
     """Objects of a checked config; ``walkers_total``: walkers sharing the landscape over all ranks;
     ``system``: the System of ``[system] kind = "python"`` given as an object (:func:`run_job`)
     instead of built by ``system.factory``."""
-    from .systems import DoubleWell1D, HarmonicWell
-    from .systems.lennard_jones import LJCluster
+    from .registry import system_kind
 
     dev = torch.device(cfg["run"]["device"])
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise C.ConfigError(f"run.device: CUDA is not available on this machine (got {cfg['run']['device']!r})")
     dtype = torch.float64 if cfg["run"]["dtype"] == "float64" else torch.float32
-    s = cfg["system"]
-    if s["kind"] == "harmonic":
-        system = HarmonicWell.isotropic(s["dims"], s["stiffness"], dtype=dtype, device=dev)
-    elif s["kind"] == "double_well":
-        system = DoubleWell1D(s["barrier"], dtype=dtype, device=dev)
-    elif s["kind"] == "lj_cluster":
-        system = LJCluster(s["atoms"], s["radius"], wall_stiffness=s["wall_stiffness"], sphere_centre=s["sphere_centre"],
-                           dtype=dtype, device=dev)
-    elif s["kind"] == "python":
-        system = checked_user_system(system, "the system given to run_job") if system is not None else \
-            system_from_factory(s["factory"], dtype, dev)
-    constraints = []
-    if s["kind"] == "nn":  # everything torch.nn-specific lives in the adapter
-        from .adapters.modular import system_from_config
-
-        system, cvs, constraints = system_from_config(cfg, dtype, dev)
-    else:
-        cvs = _physical_cvs(cfg, system)
+    built = system_kind(cfg["system"]["kind"]).build(cfg, dtype, dev, system)
+    system = built.system
+    cvs = built.cvs if built.cvs is not None else physical_cvs(cfg, system)
     ls_cfg = cfg["landscape"]
 
     axes = [Axis(c.name, lo, hi, bins=b, units=c.units, long_name=c.long_name)
@@ -155,44 +141,17 @@ def build(cfg: dict, text: str, *, walkers_total: int | None = None, system=None
         cls = QuadraticWall if w["shape"] == "quadratic" else LinearWall
         biases.append(cls(names.index(w["cv"]), w["at"], w["strength"], w["side"]))
     it = cfg["integrator"]
+    observed = list(physical_cvs(cfg, system, cfg["cvs"]["observe"])) if cfg["cvs"]["observe"] else []
     wlmd = BiasedMD(system, cvs, _method(cfg, land, _schedule(cfg)), dt=it["dt"], c_f=it["c_f"], kT=it["kT"],
-                    biases=biases, constraints=constraints, walkers_total=walkers_total, splitting=it["splitting"],
-                    potential=it["potential"], observe=_observed(cfg, system),
+                    biases=biases, constraints=built.constraints, walkers_total=walkers_total,
+                    splitting=it["splitting"], potential=it["potential"], observe=observed,
                     observe_every=cfg["cvs"]["observe_every"])
     integrator = wlmd
     if it["engine"] == "compiled" or (it["engine"] == "auto" and C.compiled_obstacle(cfg) is None):
         from .integrators.compiled import CompiledWLMD
 
         integrator = CompiledWLMD(wlmd)
-    return Job(cfg, text, system, cvs, land, wlmd, integrator, dev, dtype)
-
-
-def system_from_factory(factory: str, dtype: torch.dtype, device: torch.device):
-    """The System that ``'package.module:function'`` builds, called as function(dtype, device);
-    :class:`~physampler.config.ConfigError` naming ``system.factory`` when it cannot be used."""
-    import importlib
-
-    if factory is None:
-        raise C.ConfigError("system.factory: is required for kind = 'python', e.g. 'mypackage.systems:build' "
-                            "(or pass the system to physampler.run_job) (got nothing)")
-    mod, _, fn = factory.partition(":")
-    try:
-        obj = getattr(importlib.import_module(mod), fn)
-    except (ImportError, AttributeError) as e:
-        raise C.ConfigError(f"system.factory: cannot import {factory!r} ({type(e).__name__}: {e})") from None
-    return checked_user_system(obj(dtype=dtype, device=device), repr(factory))
-
-
-def checked_user_system(system, what: str):
-    """A user's System, with ``initial_positions(walkers, generator)`` for the walkers' starts."""
-    from .system import System
-
-    if not isinstance(system, System):
-        raise C.ConfigError(f"system.factory: {what} must be a physampler System (got {type(system).__name__})")
-    if not callable(getattr(system, "initial_positions", None)):
-        raise C.ConfigError(f"system.factory: the {type(system).__name__} of {what} has no "
-                            "initial_positions(walkers, generator) for the walkers' starts")
-    return system
+    return Job(cfg, text, system, cvs, land, wlmd, integrator, dev, dtype, built.starts)
 
 
 def _method(cfg: dict, land: Landscape, schedule) -> Method:
@@ -239,62 +198,20 @@ def _schedule(cfg: dict):
     return make_schedule(kind, f=sc["f"])
 
 
-def _observed(cfg: dict, system) -> list:
-    """The CVs of ``cvs.observe``: recorded per bin, not biased."""
-    return list(_physical_cvs(cfg, system, cfg["cvs"]["observe"])) if cfg["cvs"]["observe"] else []
-
-
-def _physical_cvs(cfg: dict, system, names=None) -> CVSet:
-    cvs = []
-    for name in cfg["cvs"]["names"] if names is None else names:
-        if name == "energy":
-            cvs.append(PotentialEnergy(system))
-        elif name == "rg":
-            from .order_parameters import RadiusOfGyration
-
-            cvs.append(RadiusOfGyration())
-        elif name == "q6":
-            from .order_parameters import Steinhardt
-
-            cvs.append(Steinhardt(6, r_on=cfg["cvs"]["q6_r_on"], r_off=cfg["cvs"]["q6_r_off"]))
-        else:
-            cvs.append(FunctionCV(lambda q: q[:, 0], "x0", units="1", long_name="first coordinate"))
-    return CVSet(cvs)
-
-
 def initial_positions(job: Job, walkers: int | None = None) -> torch.Tensor:
-    """Deterministic starts from the run seed: N(0, 1/k) for a harmonic well, x = −1 + N(0, 0.01)
-    in a double well, FIRE-quenched random clusters for LJ.  ``walkers`` (default run.walkers):
+    """Deterministic starts from the run seed, as the system kind (or the built system) draws them:
+    N(0, 1/k) in a harmonic well, x = −1 + N(0, 0.01) in a double well, FIRE-quenched random
+    clusters for LJ, one initialisation per walker for a network.  ``walkers`` (default run.walkers):
     a run over R ranks draws R·W starts and gives rank r its slice."""
+    from .registry import system_kind
+
     cfg = job.cfg
-    w, seed = walkers or cfg["run"]["walkers"], cfg["run"]["seed"]
-    gen = torch.Generator().manual_seed(seed)
-    kind = cfg["system"]["kind"]
-    if kind == "nn":
-        # one network initialisation per walker (docs/science.md §8 init), from the run seed; on the shell, scaled to R
-        from .adapters.modular import network_from_config
-
-        q = torch.stack([job.system.flatten_module(network_from_config(cfg, gen, job.dtype)) for _ in range(w)])
-        if cfg["system"]["constraint"] == "norm":
-            q = q / q.norm(dim=1, keepdim=True) * cfg["system"]["norm_radius"]
-        elif cfg["system"]["constraint"] == "box":
-            bound = job.system.box_bounds(cfg["system"]["box_c"], cfg["system"]["box_dim"]).to(q.device, q.dtype)
-            q = torch.maximum(torch.minimum(q, bound), -bound)
-        return q.to(job.device, job.dtype)
-    if kind == "python":
-        q = torch.as_tensor(job.system.initial_positions(w, gen))
-        if tuple(q.shape) != (w, *job.system.shape):
-            raise C.ConfigError(f"system.factory: initial_positions({w}, generator) must return shape "
-                                f"{[w, *job.system.shape]} (got {list(q.shape)})")
-    elif kind == "harmonic":
-        q = torch.randn((w, cfg["system"]["dims"]), generator=gen, dtype=torch.float64) / math.sqrt(cfg["system"]["stiffness"])
-    elif kind == "double_well":
-        q = -1.0 + 0.1 * torch.randn((w, 1), generator=gen, dtype=torch.float64)
+    w = walkers or cfg["run"]["walkers"]
+    gen = torch.Generator().manual_seed(cfg["run"]["seed"])
+    if job.starts is not None:
+        q = job.starts(w, gen)
     else:
-        from .systems.lennard_jones import LJCluster
-        from .validation_lj import start_configurations
-
-        q = start_configurations(LJCluster(cfg["system"]["atoms"], cfg["system"]["radius"]), w, seed)
+        q = system_kind(cfg["system"]["kind"]).initial_positions(cfg, job.system, w, gen)
     return q.to(job.device, job.dtype)
 
 

@@ -54,19 +54,10 @@ def describe_system(attrs: dict) -> str:
         cfg = parse(str(attrs.get("config", "")))
     except (ConfigError, ValueError):
         return "entropy landscape"
-    s = cfg["system"]
-    kind = s["kind"]
-    if kind == "harmonic":
-        what = f"{s['dims']}-D harmonic well, k = {s['stiffness']:g}"
-    elif kind == "double_well":
-        what = f"1-D double well, barrier h = {s['barrier']:g}"
-    elif kind == "lj_cluster":
-        what = f"LJ{s['atoms']} in a sphere R_c = {s['radius']:g} σ"
-    elif kind == "python":
-        what = f"system of {s['factory']}"
-    else:
-        con = {"box": f"box c = {s['box_c']:g}", "norm": f"|θ| = {s['norm_radius']:g}", "none": "unconstrained"}
-        what = f"{s['model']} d_model {s['d_model']} on {s['task']} mod {s['p']} ({con[s['constraint']]})"
+    from .registry import system_kind
+
+    kind = system_kind(cfg["system"]["kind"])
+    what = kind.describe(cfg["system"]) if kind.describe is not None else f"{kind.name} system"
     return f"entropy landscape: {what}"
 
 
@@ -80,7 +71,11 @@ def _check_same_task(landscape_attrs: dict, trajectory, tr) -> None:
         a, b = (C.parse(t, kind=C.kind_of(t))["system"] for t in texts)
     except (C.ConfigError, ValueError):
         return  # one of them carries no config: nothing to compare
-    keys = [k for k in ("kind", *C.NN_SYSTEM_KEYS) if k in a and k in b and a[k] != b[k]]
+    from .registry import systems
+
+    kind = systems().get(a["kind"])
+    identity = kind.identity if kind is not None and kind.identity is not None else tuple(a)
+    keys = [k for k in ("kind", *identity) if k in a and k in b and a[k] != b[k]]
     if keys:
         diff = ", ".join(f"system.{k} = {b[k]!r} (landscape {a[k]!r})" for k in keys)
         raise FileError(trajectory, f"is a run of another system than the landscape's: {diff}")

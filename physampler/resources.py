@@ -86,95 +86,43 @@ def available_memory(device: str) -> float:
     return min(room, cap) if cap is not None else room
 
 
-# ----------------------------------------------------------------- the models' sizes
-def network_parameters(s: dict) -> float:
-    """Parameters of the ``[system]`` network (models/transformer.py, models/mlp.py)."""
-    p = s["p"]
-    if s["model"] == "transformer":
-        d, hd, m = s["d_model"], s["heads"] * s["d_head"], s["d_mlp"]
-        return (p + 1) * d + 3 * d + 3 * hd * d + d * hd + 2 * m * d + m + d + p * d
-    h = s["hidden"]
-    return h * 2 * p + h + p * h + p
-
-
-def activations_per_example(s: dict) -> float:
-    """Floats a forward pass keeps per example.  The transformer's fast path runs only the last
-    position past the key/value tables: query, scores, attention output, residuals, the MLP's
-    pre- and post-ReLU activations and the logits (measured at p = 67, d_model 128, CPU: 49 MiB
-    per walker against 58 MiB estimated)."""
-    p = s["p"]
-    if s["model"] == "transformer":
-        d, hd, h = s["d_model"], s["heads"] * s["d_head"], s["heads"]
-        return hd + 3 * h + 3 * d + 2 * s["d_mlp"] + p
-    return 2 * s["hidden"] + p
-
-
-def _network_key(s: dict) -> str:
-    """The width key whose doubling grows the network most."""
-    keys = ("d_model", "d_mlp", "heads", "d_head", "p") if s["model"] == "transformer" else ("hidden", "p")
-    base = network_parameters(s) + activations_per_example(s)
-    return "system." + max(keys, key=lambda k: (network_parameters(s | {k: 2 * s[k]})
-                                                 + activations_per_example(s | {k: 2 * s[k]})) / base)
-
-
-def _kernel_window(sigma: float, cutoff: float, dims: int) -> float:
+def kernel_window(sigma: float, cutoff: float, dims: int) -> float:
     return (2 * math.ceil(min(cutoff * sigma, 1e300)) + 1.0) ** dims
 
 
 # ----------------------------------------------------------------- the estimates
 def run_estimate(cfg: dict) -> list[Item]:
-    """The memory of a ``physampler run`` config, item by item."""
-    s, ls, run = cfg["system"], cfg["landscape"], cfg["run"]
+    """The memory of a ``physampler run`` config, item by item; the system kind counts its
+    coordinates and adds its own items (:class:`physampler.registry.SystemKind`)."""
+    from .registry import system_kind
+
+    kind = system_kind(cfg["system"]["kind"])
+    ls, run = cfg["landscape"], cfg["run"]
     b = 8 if run["dtype"] == "float64" else 4
     w = run["walkers"]
     grid = math.prod(float(n) for n in ls["bins"])
-    nn = s["kind"] == "nn"
-    # S, H, their copies for the distributed sync and the export; + sums and counts of per-bin observables
-    items = [Item("landscape.bins", "grid", grid * 8 * (6 + (4 if nn else 0))),
-             Item("landscape.sigma", "deposit kernels", w * _kernel_window(ls["sigma"], ls["cutoff"], len(ls["bins"]))
+    # S, H, their copies for the distributed sync and the export
+    items = [Item("landscape.bins", "grid", grid * 8 * 6),
+             Item("landscape.sigma", "deposit kernels", w * kernel_window(ls["sigma"], ls["cutoff"], len(ls["bins"]))
                   * 16 * 3)]
-    if s["kind"] == "harmonic":
-        n, key = float(s["dims"]), "system.dims"
-    elif s["kind"] == "double_well":
-        n, key = 1.0, "system.dims"
-    elif s["kind"] == "python":
-        n, key = 1.0, "system.factory"  # the factory's own system is not known before it is built: not counted
-    elif s["kind"] == "lj_cluster":
-        n, key = 3.0 * s["atoms"], "system.atoms"
-        # all-pairs distance vectors of the torch path and of the FIRE-quenched starts
-        items.append(Item("system.atoms", "pair distances", w * float(s["atoms"]) ** 2 * 3 * 8 * 4))
-    else:
-        n, key = network_parameters(s), _network_key(s)
-        examples = float(s["p"]) ** 2
-        items.append(Item(key, "activations", w * examples * activations_per_example(s) * b * AUTOGRAD_FACTOR))
-        items.append(Item("system.p", "data", examples * 3 * 8 * 2))
+    n, key = kind.coordinates(cfg) if kind.coordinates is not None else (1.0, "system.kind")
+    if kind.memory is not None:
+        items += kind.memory(cfg, b)
     state = w * n * b * STATE_ARRAYS + w * max(4096.0, n) * b  # + the walkers' blocks of random numbers
     items.append(Item("run.walkers" if w >= n else key, "walker states", state))
-    return items
-
-
-def train_estimate(cfg: dict) -> list[Item]:
-    """The memory of a ``physampler train`` config, item by item."""
-    s, o, t = cfg["system"], cfg["optimizer"], cfg["train"]
-    b = 8 if t["dtype"] == "float64" else 4
-    key = _network_key(s)
-    n = network_parameters(s)
-    examples = float(s["p"]) ** 2
-    # parameters, gradients, the optimizer's moments (AdamW) or flat walker state (WanD)
-    items = [Item(key, "parameters and optimizer state", n * b * (STATE_ARRAYS if o["name"] == "wand" else 4)),
-             Item(key, "activations", examples * activations_per_example(s) * b * AUTOGRAD_FACTOR),
-             Item("system.p", "data", examples * 3 * 8 * 2)]
-    if o["name"] == "wand":
-        items += [Item("optimizer.bins", "ln L grid", float(o["bins"]) * 8 * 6),
-                  Item("optimizer.sigma", "deposit kernel", _kernel_window(o["sigma"], 4.0, 1) * 16 * 3)]
     return items
 
 
 def guard(cfg: dict, kind: str = "run") -> float:
     """Raise :class:`ConfigError` naming the key of the largest item when the estimate of a ``run``
     or ``train`` config exceeds the memory available on its device; returns the estimate (bytes)."""
-    items = run_estimate(cfg) if kind == "run" else train_estimate(cfg)
-    device = cfg["run" if kind == "run" else "train"]["device"]
+    if kind == "run":
+        items, device = run_estimate(cfg), cfg["run"]["device"]
+    else:
+        from .registry import job_kinds
+
+        job = job_kinds()[kind]
+        items, device = job.memory(cfg), cfg[job.section]["device"]
     total = sum(i.bytes for i in items)
     room = available_memory(device)
     if total > room:

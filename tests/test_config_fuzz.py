@@ -125,12 +125,12 @@ FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None
 
 
 @FUZZ
-@given(mutations(RUN_BASE, C.SCHEMA))
+@given(mutations(RUN_BASE, C.schema()))
 def test_mutated_run_configs_run_or_give_one_line_and_write_nothing(cfg):
     check("run", cfg)
 
 
 @FUZZ
-@given(mutations(TRAIN_BASE, C.TRAIN_SCHEMA))
+@given(mutations(TRAIN_BASE, C.schema("train")))
 def test_mutated_train_configs_run_or_give_one_line_and_write_nothing(cfg):
     check("train", cfg)

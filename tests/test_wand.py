@@ -235,7 +235,7 @@ def test_wand_defaults_train_a_model_they_were_not_tuned_on():
     0.95).  Controls that must fail: the class defaults before issue 14 (F = 1, σ = 1 bin,
     λ = 0.01, β = 100, no wall) heat the loss (accuracy ≈ 0.5), and the reflective box c = 1.5
     of the transformer example confines the MLP (accuracy ≈ 0.6)."""
-    from physampler.config import WAND_DEFAULTS
+    from physampler.adapters.schema import WAND_DEFAULTS
 
     opt = WanD([torch.nn.Parameter(torch.ones(2))])
     assert {k: opt.param_groups[0][k] for k in ("lr", "friction", "kT")} == \
@@ -254,13 +254,14 @@ def test_wand_defaults_train_a_model_they_were_not_tuned_on():
 
 def test_train_config_and_docs_take_the_wand_defaults_from_one_place():
     from physampler import config as C
+    from physampler.adapters.schema import WAND_DEFAULTS
 
-    keys = C.TRAIN_SCHEMA["optimizer"]
-    for k, v in C.WAND_DEFAULTS.items():
+    keys = C.schema("train")["optimizer"]
+    for k, v in WAND_DEFAULTS.items():
         if k != "lr":  # the config asks for lr explicitly, as torch.optim does
             assert keys[k].default == v, k
     text = (Path(__file__).parents[1] / "docs" / "config.md").read_text()
-    assert C.markdown(C.TRAIN_SCHEMA) in text
+    assert C.markdown("train") in text
 
 
 def test_per_parameter_state_lives_in_self_state_and_any_splitting_is_the_core_step():
