@@ -1,6 +1,6 @@
 """physampler — Wang–Landau molecular dynamics and entropy landscapes.
 
-Pipeline: system → CVs → landscape/biases → integrator → runner → reporters → analysis.
+Pipeline: system → CVs → method (bias) → integrator → driver (Job) → IO/analysis (docs/architecture.md).
 
 The public names below are imported on first use (PEP 562), so that ``import
 physampler`` — and the command line, which must answer ``--help`` and handle a
@@ -24,7 +24,7 @@ _EXPORTS = {
     ".io": ("FileError", "load_checkpoint", "read_landscape", "read_trajectory", "save_checkpoint", "write_landscape",
             "write_trajectory"),
     ".integrators": ("BAOAB", "BiasedMD", "WLMD", "WLMDState", "VelocityVerlet", "integrator_class"),
-    ".job": ("run_job",),
+    ".job": ("Job", "Output", "run_job"),
     ".landscape": ("Landscape",),
     ".methods": ("Method", "StaticBias", "WangLandau", "WellTemperedMetadynamics"),
     ".reporters": ("CVTimeSeries", "EnergySeries", "LandscapeSnapshots"),

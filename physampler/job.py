@@ -14,6 +14,7 @@ run continues bit for bit; trajectory records written after the last checkpoint
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -26,7 +27,6 @@ import torch
 
 from . import config as C
 from .biases import LinearWall, QuadraticWall
-from .cvs import CVSet
 from .grid import Axis
 from .integrators import BiasedMD, WLMDState
 from .integrators.wlmd import walker_state
@@ -38,7 +38,7 @@ from .landscape import Landscape
 from .outdir import JobError, OutputDirectory
 from .rng import WalkerRNG
 from .driver import catch_signals, drive
-from .schedules import make_schedule
+from .schedules import InverseTime, make_schedule
 from .systems.builtin import physical_cvs
 
 OUTPUTS = ("landscape.nc", "trajectory.nc", "checkpoint.pt", "landscape.png", "config.toml", "manifest.json",
@@ -101,17 +101,131 @@ temperatures = [0.20, 0.22, 0.24, 0.26, 0.28, 0.30, 0.32, 0.34, 0.36, 0.38, 0.40
 
 
 @dataclass
+class Output:
+    """Where and how often a :class:`Job` writes (the ``[output]`` table of a config)."""
+
+    directory: str | Path = "physampler-run"
+    report_interval: int = 1000
+    checkpoint_interval: int = 100000
+    plot: bool = True
+    temperatures: tuple = ()
+
+    def __post_init__(self):
+        from . import _checks
+
+        self.report_interval = _checks.positive_int("output.report_interval", self.report_interval)
+        self.checkpoint_interval = _checks.positive_int("output.checkpoint_interval", self.checkpoint_interval)
+        if self.checkpoint_interval % self.report_interval:
+            raise ValueError(f"output.checkpoint_interval: must be a multiple of output.report_interval = "
+                             f"{self.report_interval} (got {self.checkpoint_interval})")
+        self.temperatures = tuple(_checks.positive("output.temperatures", float(x)) for x in self.temperatures)
+
+
 class Job:
-    cfg: dict
-    text: str
-    system: object
-    cvs: CVSet
-    landscape: Landscape
-    wlmd: BiasedMD
-    integrator: object  # BiasedMD or CompiledWLMD
-    device: torch.device
-    dtype: torch.dtype
-    starts: object = None  # the built system's own starts(walkers, generator), else its kind's
+    """A sampling job — an engine (system → CVs → method → splitting, in a :class:`BiasedMD` or
+    its compiled form), its walkers and where it writes — run with all of ``physampler run``'s
+    machinery: the locked output directory, CF NetCDF ``landscape.nc``/``trajectory.nc``,
+    checkpoints every ``output.checkpoint_interval`` steps and on SIGINT/SIGTERM, a bit-for-bit
+    ``resume``, progress and the convergence verdict (docs/architecture.md).
+
+    ``integrator`` : a :class:`~physampler.integrators.BiasedMD` (or a ``CompiledWLMD`` of one).
+    ``steps``, ``walkers``, ``seed`` : as ``run.steps``, ``run.walkers``, ``run.seed``; walker w
+        draws from the stream (seed, 0, w).
+    ``output`` : an :class:`Output` (or a directory).
+    ``starts(walkers, generator)`` : the walkers' initial positions; default the system's
+        ``initial_positions(walkers, generator)``, with ``torch.Generator().manual_seed(seed)``.
+
+    Built from a config (:func:`build`) it also carries ``cfg`` and ``text``; built from objects,
+    its checkpoint holds the job's description (:meth:`description`) in place of the config,
+    and a resume is refused when the objects differ from it.
+    """
+
+    def __init__(self, integrator, *, steps: int, walkers: int, seed: int = 0, output: Output | str | Path = None,
+                 starts=None, cfg: dict | None = None, text: str | None = None):
+        from . import _checks
+
+        self.integrator = integrator
+        self.wlmd: BiasedMD = getattr(integrator, "wlmd", integrator)
+        if not isinstance(self.wlmd, BiasedMD):
+            raise ValueError(f"integrator: must be a BiasedMD or a compiled engine of one (got {type(integrator).__name__})")
+        self.steps = _checks.positive_int("steps", steps)
+        self.walkers = _checks.positive_int("walkers", walkers)
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed: must be an integer >= 0 (got {seed!r})")
+        self.seed = seed
+        self.output = output if isinstance(output, Output) else Output(output or "physampler-run")
+        self.starts = starts
+        self.cfg = cfg
+        self.text = text if text is not None else json.dumps(self.description(), sort_keys=True)
+        self.system, self.cvs, self.landscape = self.wlmd.system, self.wlmd.cvs, self.wlmd.landscape
+        self.device = self.landscape.device
+        m = self.wlmd.system.masses
+        self.dtype = m.dtype if isinstance(m, torch.Tensor) else torch.float64
+
+    def description(self) -> dict:
+        """What defines the job's trajectory, as JSON values: the engine's parts and settings, the
+        walkers and the seed (a resume must match it; the step count may grow)."""
+        w = self.wlmd
+
+        def parts(objs):
+            return [_describe(o) for o in objs]
+
+        return {"job": "physampler.Job", "engine": type(self.integrator).__name__, "system": _describe(w.system),
+                "shape": list(w.system.shape), "cvs": w.cvs.names, "observe": [c.name for c in w.observe],
+                "method": w.method.params() | {"schedule": _describe(w.schedule)}, "splitting": w.splitting,
+                "dt": w.dt, "c_f": w.c_f, "kT": w.kT, "potential": w.potential, "biases": parts(w.biases),
+                "constraints": parts(w.constraints),
+                "grid": [[a.name, a.lower, a.upper, a.bins] for a in w.landscape.grid.axes],
+                "walkers": self.walkers, "seed": self.seed}
+
+    def run(self, *, resume: bool = False, overwrite: bool = False, progress: bool = False, log=print) -> int:
+        """Run (or ``resume``) the job in ``output.directory``; the exit status as :func:`run_job`'s."""
+        from .distributed import world_from_env
+
+        if self.cfg is not None:
+            return run(self.cfg, self.text, Path(self.output.directory), resume=resume, overwrite=overwrite,
+                       progress=progress, log=log)
+        if world_from_env() is not None:
+            raise JobError("a Job built from objects runs in one process; under torchrun give the job as a config "
+                           "(physampler run or run_job)")
+        out = Path(self.output.directory)
+        outdir = OutputDirectory(out, resume=resume, overwrite=overwrite, outputs=OUTPUTS, checkpoint="checkpoint.pt")
+        outdir.open()
+        try:
+            ck = None
+            if resume:
+                ck = load_checkpoint(out / "checkpoint.pt", keys=CHECKPOINT_KEYS)
+                _check_description(self, ck["config"], out / "checkpoint.pt")
+            return _run_local(self, out, outdir, ck, progress=progress, log=log)
+        finally:
+            outdir.abandon()
+
+
+def _describe(obj) -> dict | None:
+    """An object as its class and its public scalar attributes (JSON values)."""
+    if obj is None:
+        return None
+    out = {"class": f"{type(obj).__module__}.{type(obj).__qualname__}"}
+    for k, v in sorted(vars(obj).items()):
+        if not k.startswith("_") and (isinstance(v, (bool, int, float, str)) or v is None):
+            out[k] = v
+    return out
+
+
+def _check_description(job: Job, text, path) -> None:
+    """Refuse to resume a Job built from objects under objects that differ from the checkpoint's."""
+    try:
+        old = json.loads(text)
+        if not isinstance(old, dict) or old.get("job") != "physampler.Job":
+            raise ValueError
+    except (ValueError, TypeError):
+        raise FileError(path, "its config is not the description of a physampler.Job built from objects; resume "
+                              "it with the config it ran (physampler run --resume)") from None
+    new = job.description()
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if keys:
+        raise JobError(f"--resume: the job differs from the checkpoint's in {', '.join(keys)}; run it in a new "
+                       f"directory or rebuild the original objects (got {len(keys)} differing entries)")
 
 
 def build(cfg: dict, text: str, *, walkers_total: int | None = None, system=None) -> Job:
@@ -151,7 +265,13 @@ def build(cfg: dict, text: str, *, walkers_total: int | None = None, system=None
         from .integrators.compiled import CompiledWLMD
 
         integrator = CompiledWLMD(wlmd)
-    return Job(cfg, text, system, cvs, land, wlmd, integrator, dev, dtype, built.starts)
+    kind, out = system_kind(cfg["system"]["kind"]), cfg["output"]
+    starts = built.starts or (lambda w, gen: kind.initial_positions(cfg, system, w, gen))
+    job = Job(integrator, steps=cfg["run"]["steps"], walkers=cfg["run"]["walkers"], seed=cfg["run"]["seed"],
+              output=Output(out["directory"], out["report_interval"], out["checkpoint_interval"], out["plot"],
+                            tuple(out["temperatures"])), starts=starts, cfg=cfg, text=text)
+    job.device, job.dtype = dev, dtype
+    return job
 
 
 def _method(cfg: dict, land: Landscape, schedule) -> Method:
@@ -199,19 +319,24 @@ def _schedule(cfg: dict):
 
 
 def initial_positions(job: Job, walkers: int | None = None) -> torch.Tensor:
-    """Deterministic starts from the run seed, as the system kind (or the built system) draws them:
-    N(0, 1/k) in a harmonic well, x = −1 + N(0, 0.01) in a double well, FIRE-quenched random
-    clusters for LJ, one initialisation per walker for a network.  ``walkers`` (default run.walkers):
-    a run over R ranks draws R·W starts and gives rank r its slice."""
-    from .registry import system_kind
-
-    cfg = job.cfg
-    w = walkers or cfg["run"]["walkers"]
-    gen = torch.Generator().manual_seed(cfg["run"]["seed"])
+    """Deterministic starts from the run seed, as the job's ``starts`` draws them (for a config:
+    its system kind, or the built system): N(0, 1/k) in a harmonic well, x = −1 + N(0, 0.01) in
+    a double well, FIRE-quenched random clusters for LJ, one initialisation per walker for a
+    network; default the system's ``initial_positions``.  ``walkers`` (default the job's): a run
+    over R ranks draws R·W starts and gives rank r its slice."""
+    w = walkers or job.walkers
+    gen = torch.Generator().manual_seed(job.seed)
     if job.starts is not None:
         q = job.starts(w, gen)
     else:
-        q = system_kind(cfg["system"]["kind"]).initial_positions(cfg, job.system, w, gen)
+        from .systems.builtin import checked_user_system
+
+        q = torch.as_tensor(checked_user_system(job.system, "the job's system").initial_positions(w, gen))
+    q = torch.as_tensor(q)
+    if tuple(q.shape) != (w, *job.system.shape):
+        where = "system.factory" if job.cfg is not None else "starts"
+        raise C.ConfigError(f"{where}: the starts of {w} walkers must have shape {[w, *job.system.shape]} "
+                            f"(got {list(q.shape)})")
     return q.to(job.device, job.dtype)
 
 
@@ -221,7 +346,7 @@ def _state_payload(job: Job, state: WLMDState, records: int) -> dict:
     return job.integrator.state_dict(state) | {
         "config": job.text,
         "trajectory_records": records,
-        "t_wl": float(getattr(job.wlmd.schedule, "t_wl", 0.0)),
+        "t_wl": float(job.wlmd.schedule.t_wl) if isinstance(job.wlmd.schedule, InverseTime) else 0.0,
     }
 
 
@@ -256,7 +381,7 @@ class _Results:
         self.job, self.text, self.out, self.walkers = job, text, out, walkers
         self.steps: list[int] = []
         self.values: list[np.ndarray] = []
-        self.convergence = ConvergenceMonitor(job.cfg["run"]["steps"])
+        self.convergence = ConvergenceMonitor(job.steps)
         self.verdict = None
 
     def restore(self, records: int, ck: dict, path) -> None:
@@ -293,12 +418,12 @@ class _Results:
             self.convergence.record(step, self.job.landscape)
 
     def write(self, step: int, final: bool, extra: dict | None = None) -> None:
-        cfg, job = self.job.cfg, self.job
+        job = self.job
         names = job.cvs.names
         vals = np.stack(self.values) if self.values else np.zeros((0, len(self.walkers), len(names)))
         write_trajectory(self.out / "trajectory.nc", np.array(self.steps, dtype=np.int64), vals, names,
-                         [c.units for c in job.cvs], self.walkers, attrs={"seed": cfg["run"]["seed"]})
-        attrs = {"config": self.text, "seed": cfg["run"]["seed"], "walkers": len(self.walkers), "steps_done": step,
+                         [c.units for c in job.cvs], self.walkers, attrs={"seed": job.seed})
+        attrs = {"config": self.text, "seed": job.seed, "walkers": len(self.walkers), "steps_done": step,
                  "f_wl_final": job.wlmd.method.factor(step), "flatness_min_max": list(job.landscape.flatness()),
                  "complete": int(final)} | dict(extra or {})
         self.verdict = self.convergence.verdict(step, job.landscape)
@@ -307,17 +432,17 @@ class _Results:
             series = np.asarray(self.convergence.series, dtype=np.float64)
             attrs |= {"convergence_record_steps": series[:, 0], "convergence_rms_change": series[:, 1],
                       "convergence_record_min_visits": series[:, 2]}
-        if cfg["schedule"]["kind"] == "inverse_time":
+        if isinstance(job.wlmd.schedule, InverseTime):
             attrs["schedule_t_wl"] = float(job.wlmd.schedule.t_wl)
-        if cfg["output"]["temperatures"]:
-            attrs["temperatures"] = cfg["output"]["temperatures"]
+        if job.output.temperatures:
+            attrs["temperatures"] = list(job.output.temperatures)
         attrs |= job.wlmd.method.params() | {"integrator_splitting": job.wlmd.splitting,
                                              "integrator_potential": int(job.wlmd.potential)}
         write_landscape(self.out / "landscape.nc", job.landscape, attrs=attrs,
                         entropy=job.wlmd.log_density_of_states())
 
     def finish(self, step: int, log) -> None:
-        if self.job.cfg["output"]["plot"]:
+        if self.job.output.plot:
             from .plotting import plot_landscape
 
             plot_landscape(self.out / "landscape.nc", self.out / "landscape.png", trajectory=self.out / "trajectory.nc")
@@ -440,11 +565,10 @@ class _RunTask:
 
 
 def _run_local(job: Job, out: Path, outdir: OutputDirectory, ck: dict | None, *, progress: bool, log) -> int:
-    cfg, text = job.cfg, job.text
-    total = cfg["run"]["steps"]
-    walkers = list(range(cfg["run"]["walkers"]))
+    text, total = job.text, job.steps
+    walkers = list(range(job.walkers))
     res = _Results(job, text, out, walkers)
-    rng = WalkerRNG(cfg["run"]["seed"], walkers, device=job.device)
+    rng = WalkerRNG(job.seed, walkers, device=job.device)
     if ck is not None:
         state, records = _restore(job, ck, rng, out / "checkpoint.pt")
         if state.step > total:
@@ -465,9 +589,8 @@ def _run_local(job: Job, out: Path, outdir: OutputDirectory, ck: dict | None, *,
     log(f"resuming at step {state.step} of {total} in {out}" if ck is not None
         else f"starting {total} steps x {len(walkers)} walkers in {out}")
     task = _RunTask(job, state, res, write_all, out=out)
-    code = drive(task, total=total, report=cfg["output"]["report_interval"],
-                 checkpoint=cfg["output"]["checkpoint_interval"], progress=progress, log=log, flag=flag,
-                 handlers=handlers)
+    code = drive(task, total=total, report=job.output.report_interval,
+                 checkpoint=job.output.checkpoint_interval, progress=progress, log=log, flag=flag, handlers=handlers)
     if code == 0:
         res.finish(task.step, log)
     return code

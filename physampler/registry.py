@@ -103,6 +103,12 @@ def register_system(kind: SystemKind, *, replace: bool = False) -> None:
     _SYSTEMS[kind.name] = kind
 
 
+def unregister_system(name: str) -> SystemKind:
+    """Remove the system kind ``name`` (KeyError when none is registered); returns it."""
+    _load()
+    return _SYSTEMS.pop(name)
+
+
 def register_job_kind(kind: JobKind, *, replace: bool = False) -> None:
     """Make ``kind`` a config kind (``physampler.config.parse(text, kind=name)``)."""
     if kind.name in _JOBS and not replace or kind.name == "run":
