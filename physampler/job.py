@@ -189,13 +189,9 @@ class Job:
             raise JobError("a Job built from objects runs in one process; under torchrun give the job as a config "
                            "(physampler run or run_job)")
         out = Path(self.output.directory)
-        outdir = OutputDirectory(out, resume=resume, overwrite=overwrite, outputs=OUTPUTS, checkpoint="checkpoint.pt")
-        outdir.open()
+        outdir, ck = _open_output(out, resume=resume, overwrite=overwrite,
+                                  check=lambda ck: _check_description(self, ck["config"], out / "checkpoint.pt"))
         try:
-            ck = None
-            if resume:
-                ck = load_checkpoint(out / "checkpoint.pt", keys=CHECKPOINT_KEYS)
-                _check_description(self, ck["config"], out / "checkpoint.pt")
             return _run_local(self, out, outdir, ck, progress=progress, log=log)
         finally:
             outdir.abandon()
@@ -452,18 +448,31 @@ class _Results:
             f"{', '.join(p for p in OUTPUTS if (self.out / p).exists())} in {self.out}")
 
 
-def open_job(cfg: dict, text: str, out: Path, *, resume: bool, overwrite: bool, system=None):
-    """Everything a single-process run checks before it writes: the machine (:func:`preflight`),
-    the output directory (locked), the checkpoint's readability and config, then the objects.
-    Returns ``(job, outdir, checkpoint dict or None)``; nothing has been written yet."""
-    preflight(cfg)
+def _open_output(out: Path, *, resume: bool, overwrite: bool, check) -> tuple[OutputDirectory, dict | None]:
+    """The locked output directory of a single-process run and, with ``resume``, its checkpoint
+    after ``check(checkpoint)`` has accepted it; the directory is left as found on any error."""
     outdir = OutputDirectory(out, resume=resume, overwrite=overwrite, outputs=OUTPUTS, checkpoint="checkpoint.pt")
     outdir.open()
     try:
         ck = None
         if resume:
             ck = load_checkpoint(out / "checkpoint.pt", keys=CHECKPOINT_KEYS)
-            check_resume_config(cfg, ck["config"], out / "checkpoint.pt")
+            check(ck)
+    except BaseException:
+        outdir.abandon()
+        raise
+    return outdir, ck
+
+
+def open_job(cfg: dict, text: str, out: Path, *, resume: bool, overwrite: bool, system=None):
+    """Everything a single-process run checks before it writes: the machine (:func:`preflight`),
+    the output directory (locked), the checkpoint's readability and config, then the objects.
+    Returns ``(job, outdir, checkpoint dict or None)``; nothing has been written yet."""
+    preflight(cfg)
+    outdir, ck = _open_output(out, resume=resume, overwrite=overwrite,
+                              check=lambda ck: check_resume_config(cfg, ck["config"], out / "checkpoint.pt"))
+    try:
+        if ck is not None:
             cfg = _with_t_wl(cfg, ck)
         job = build(cfg, text, system=system)
     except BaseException:

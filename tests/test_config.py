@@ -208,35 +208,12 @@ def test_defaults_and_schema_docs_in_sync():
     assert math.isinf(C.parse(edit("integrator.kT", "1e308"))["integrator"]["kT"] * 10)
 
 
-_PLUGIN_CONFIG = """
-[system]
-kind = "quartic_plugin"
-a = 1.0
+def _plugin_config() -> str:
+    """The quartic job of tests/test_job.py, on a kind registered at run time, 20 000 steps."""
+    from test_job import _FACTORY_JOB
 
-[landscape]
-lower = [0.05]
-upper = [6.05]
-bins = [60]
-wall_strength = 2.0
-
-[integrator]
-dt = 0.01
-c_f = 0.02
-
-[schedule]
-F = 0.5
-t_wl = 1000
-
-[run]
-walkers = 8
-steps = 20000
-seed = 3
-
-[output]
-report_interval = 500
-checkpoint_interval = 1000
-plot = false
-"""
+    return (_FACTORY_JOB.replace('kind = "python"\nfactory = "{module}:build"', 'kind = "quartic_plugin"\na = 1.0')
+            .replace("steps = 30000", "steps = 20000"))
 
 
 def test_system_kinds_come_from_the_registry_and_keys_belong_to_their_kind(tmp_path, capsys):
@@ -275,7 +252,7 @@ def test_system_kinds_come_from_the_registry_and_keys_belong_to_their_kind(tmp_p
         cvs=("energy",), doc="a test's quartic well"))
     try:
         cfg = tmp_path / "q.toml"
-        cfg.write_text(_PLUGIN_CONFIG)
+        cfg.write_text(_plugin_config())
         assert cli.main(["run", str(cfg), "--out", str(tmp_path / "q"), "--quiet"]) == 0
         with xr.open_dataset(tmp_path / "q" / "landscape.nc") as ds:
             u, s = ds["energy"].values, ds["entropy"].values
