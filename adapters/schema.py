@@ -106,6 +106,7 @@ TRAIN_SCHEMA: dict[str, dict[str, Key]] = {
         "seed": Key("int", 0, "seed of the initial parameters (and of WanD's noise)", ">= 0", _nonneg),
         "device": Key("str", "cpu", "torch device: cpu, cuda, cuda:N"),
         "dtype": Key("str", "float32", "parameters and data", choices=C.DTYPES),
+        "threads": Key("int", 0, C.THREADS_DOC, ">= 0 (0: auto)", _nonneg),
         "record_interval": Key("int", 1, "steps between history records (1: every step)", "> 0", _pos),
         "stop_after_generalization": Key("int", None, "stop this many steps after test accuracy first reaches 0.95 "
                                          "(default: run all steps)", ">= 0", _nonneg),
@@ -266,7 +267,7 @@ def register() -> None:
     register_job_kind(JobKind(
         "train", TRAIN_SCHEMA, train_checks, marker=("optimizer", "train"), section="train",
         resumable=(("train", "steps"), ("output", "directory"), ("train", "device"), ("output", "checkpoint_interval"),
-                   ("output", "plot")),
+                   ("output", "plot"), ("train", "threads")),
         needs="[system], [optimizer] and [train]", memory=train_memory, describe=_train_what,
         probe=_train_probe))
     from ..systems.builtin import register_factory_result

@@ -106,6 +106,7 @@ class Trainer:
     def __init__(self, cfg: dict):
         s, t = cfg["system"], cfg["train"]
         self.cfg = cfg
+        self.threads = (torch.get_num_threads(), "torch default")  # run_training sets them from train.threads
         self.device = torch.device(t["device"])
         self.dtype = torch.float64 if t["dtype"] == "float64" else torch.float32
         task = ModularTask(s["task"], s["p"], train_fraction=s["train_fraction"], split_seed=s["split_seed"])
@@ -306,12 +307,13 @@ def run_training(cfg: dict, text: str, out, *, resume: bool = False, overwrite: 
         write_text(out / "config.toml", text)
         o = cfg["optimizer"]
         label = o["name"] if cfg["system"]["constraint"] != "norm" else f"{o['name']} |θ|={cfg['system']['norm_radius']:g}"
-        attrs = {"label": label, "optimizer": o["name"], "config": text, "seed": cfg["train"]["seed"]}
+        attrs = {"label": label, "optimizer": o["name"], "config": text, "seed": cfg["train"]["seed"],
+                 "torch_threads": trainer.threads[0], "torch_threads_chosen": trainer.threads[1]}
 
         def write_state():
             # The checkpoint first: it holds the history, so a kill between the two writes leaves
             # history.nc behind it (a resume rewrites it), never ahead of what can be resumed.
-            save_checkpoint(out / "checkpoint.pt", {"config": text} | trainer.state_dict())
+            save_checkpoint(out / "checkpoint.pt", {"config": text, "threads": trainer.threads[0]} | trainer.state_dict())
             write_history(out / "history.nc", trainer.history, attrs=attrs | {"initial_norm": trainer.initial_norm})
 
         def finish(final_checkpoint: bool):
@@ -343,11 +345,15 @@ def _open_trainer(cfg: dict, out, resume: bool):
     from ..io import FileError, load_checkpoint
     from ..job import check_resume_config
 
+    from ..threads import apply, stored_threads
+
     ck = None
     if resume:
         ck = load_checkpoint(out / "checkpoint.pt", keys=CHECKPOINT_KEYS)
         check_resume_config(cfg, ck["config"], out / "checkpoint.pt", kind="train")
+    chosen = apply(cfg["train"]["threads"], stored=stored_threads(ck))
     trainer = Trainer(cfg)
+    trainer.threads = chosen
     if ck is not None:
         try:
             trainer.load_state_dict(ck)
@@ -364,7 +370,7 @@ def _final_outputs(cfg: dict, text: str, out, trainer, attrs: dict, *, final_che
     from ..io import save_checkpoint
 
     if final_checkpoint:
-        save_checkpoint(out / "checkpoint.pt", {"config": text} | trainer.state_dict())
+        save_checkpoint(out / "checkpoint.pt", {"config": text, "threads": trainer.threads[0]} | trainer.state_dict())
     write_history(out / "history.nc", trainer.history, attrs=attrs | {"initial_norm": trainer.initial_norm})
     save_checkpoint(out / "model.pt", {"config": text, "step": trainer.step_count,
                                        "model": trainer.model.state_dict(), "optimizer": trainer.optimizer.state_dict()})

@@ -39,6 +39,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def _nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0 (got {text!r})") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0 (got {text!r})")
+    return v
+
+
 def _positive_int(text: str) -> int:
     try:
         v = int(text)
@@ -64,6 +74,7 @@ def _job_arguments(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("--out", help="output directory (overrides output.directory)")
     p.add_argument("--steps", type=_positive_int, help=f"total steps (overrides {kind}.steps)")
     p.add_argument("--device", help=f"cpu | cuda | cuda:N (overrides {kind}.device)")
+    p.add_argument("--threads", type=_nonneg_int, help=f"torch intra-op threads, 0: auto (overrides {kind}.threads)")
     p.add_argument("--resume", action="store_true", help="continue the directory's checkpoint (refused when there is none)")
     p.add_argument("--overwrite", action="store_true", help="replace the outputs of an existing directory")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -127,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("--out", help="output directory to check (default: output.directory)")
     ck.add_argument("--steps", type=_positive_int, help="steps (overrides run.steps / train.steps)")
     ck.add_argument("--device", help="cpu | cuda | cuda:N (overrides run.device / train.device)")
+    ck.add_argument("--threads", type=_nonneg_int, help="torch intra-op threads, 0: auto (overrides run.threads / "
+                    "train.threads)")
     ck.add_argument("--probe-seconds", type=_seconds, default=1.0,
                     help="wall time of the timed probe, 0.01-600 (default %(default)s)")
     t = sub.add_parser("train", help="full-batch training (adamw | sgd | wand) of a modular-arithmetic model")
@@ -426,6 +439,8 @@ def _launch(args, kind: str, load, start) -> int:
             cfg[kind]["steps"] = args.steps
         if args.device is not None:
             cfg[kind]["device"] = args.device
+        if args.threads is not None:
+            cfg[kind]["threads"] = args.threads
         C.check(cfg, kind)
         where["out"] = out = Path(args.out or cfg["output"]["directory"])
         return start(cfg, text, out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
@@ -507,6 +522,8 @@ def _check(args) -> int:
             cfg[sec]["steps"] = args.steps
         if args.device is not None:
             cfg[sec]["device"] = args.device
+        if args.threads is not None:
+            cfg[sec]["threads"] = args.threads
         C.check(cfg, kind)
         need = preflight(cfg, sec)
         total = cfg[sec]["steps"]
@@ -515,12 +532,13 @@ def _check(args) -> int:
         print(f"config      {args.config or '(built-in default)'}: {kind} config, {what}")
         print(f"memory      estimated {format_bytes(need)} of {format_bytes(available_memory(cfg[sec]['device']))} "
               f"available on {cfg[sec]['device']}")
-        import torch
+        from .threads import apply
 
+        threads, how = apply(cfg[sec]["threads"])
         n, dt = _probe(cfg, text, kind, args.probe_seconds)
         rate = n / dt
         print(f"time        about {_duration(total / rate)} at {rate:.4g} steps/s (a probe of {n} steps, "
-              f"{torch.get_num_threads()} torch threads)")
+              f"{threads} torch threads, {how})")
         out = Path(args.out or cfg["output"]["directory"])
         ckpt = out / ("checkpoint.pt" if kind != "run" or not os.environ.get("WORLD_SIZE") else "manifest.json")
         state = ("does not exist: run creates it" if not out.exists() else

@@ -63,6 +63,10 @@ def _unit(x):
     return 0.0 <= x <= 1.0
 
 
+THREADS_DOC = ("torch intra-op threads; 0: auto, the cores this process may use less those other running p"
+               "rocesses occupy at the start (at least 1; split between torchrun's local ranks); a resume "
+               "keeps the count its checkpoint ran with")
+
 #: the sections of a run config besides [system], whose keys come from the registered system
 #: kinds (:func:`schema`); the CV names of [cvs] are those the kinds accept
 _RUN_SECTIONS: dict[str, dict[str, Key]] = {
@@ -135,6 +139,7 @@ _RUN_SECTIONS: dict[str, dict[str, Key]] = {
         "seed": Key("int", 0, "run seed; walker w uses the stream of (seed, rank, w)", ">= 0", _nonneg),
         "device": Key("str", "cpu", "torch device: cpu, cuda, cuda:N (checked against this machine's devices)"),
         "dtype": Key("str", "float64", "positions and velocities (landscapes are always float64)", choices=DTYPES),
+        "threads": Key("int", 0, THREADS_DOC, ">= 0 (0: auto)", _nonneg),
         "sync_interval": Key("int", 100, "under torchrun: steps K between all-reduces of the landscape increments",
                              "> 0", _pos),
         "sync_timeout": Key("float", 300.0, "under torchrun: seconds before a silent rank counts as failed", "> 0",
@@ -515,7 +520,7 @@ def load(path: str | Path, *, kind: str = "run") -> tuple[dict, str]:
 
 #: keys a resume of a run may change: they do not change the trajectory (a job kind names its own)
 RESUMABLE_CHANGES = (("run", "steps"), ("output", "directory"), ("run", "device"), ("run", "sync_timeout"),
-                     ("output", "checkpoint_interval"), ("output", "plot"))
+                     ("output", "checkpoint_interval"), ("output", "plot"), ("run", "threads"))
 
 
 def diff(a: dict, b: dict, *, kind: str = "run") -> list[str]:

@@ -37,6 +37,7 @@ from .io import (FileError, load_checkpoint, read_entropy, read_landscape, read_
 from .landscape import Landscape
 from .outdir import JobError, OutputDirectory
 from .rng import WalkerRNG
+from .threads import apply as apply_threads, stored_threads
 from .driver import catch_signals, drive
 from .schedules import InverseTime, make_schedule
 from .systems.builtin import physical_cvs
@@ -134,6 +135,7 @@ class Job:
     ``output`` : an :class:`Output` (or a directory).
     ``starts(walkers, generator)`` : the walkers' initial positions; default the system's
         ``initial_positions(walkers, generator)``, with ``torch.Generator().manual_seed(seed)``.
+    ``threads`` : torch intra-op threads while it runs, 0: auto (:mod:`physampler.threads`).
 
     Built from a config (:func:`build`) it also carries ``cfg`` and ``text``; built from objects,
     its checkpoint holds the job's description (:meth:`description`) in place of the config,
@@ -141,7 +143,7 @@ class Job:
     """
 
     def __init__(self, integrator, *, steps: int, walkers: int, seed: int = 0, output: Output | str | Path = None,
-                 starts=None, cfg: dict | None = None, text: str | None = None):
+                 starts=None, threads: int = 0, cfg: dict | None = None, text: str | None = None):
         from . import _checks
 
         self.integrator = integrator
@@ -155,6 +157,10 @@ class Job:
         self.seed = seed
         self.output = output if isinstance(output, Output) else Output(output or "physampler-run")
         self.starts = starts
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+            raise ValueError(f"threads: must be an integer >= 0, 0 for auto (got {threads!r})")
+        self.threads_setting = threads
+        self.threads = (torch.get_num_threads(), "torch default")  # (count, how chosen) once it runs
         self.cfg = cfg
         self.text = text if text is not None else json.dumps(self.description(), sort_keys=True)
         self.system, self.cvs, self.landscape = self.wlmd.system, self.wlmd.cvs, self.wlmd.landscape
@@ -192,6 +198,7 @@ class Job:
         outdir, ck = _open_output(out, resume=resume, overwrite=overwrite,
                                   check=lambda ck: _check_description(self, ck["config"], out / "checkpoint.pt"))
         try:
+            self.threads = apply_threads(self.threads_setting, stored=stored_threads(ck))
             return _run_local(self, out, outdir, ck, progress=progress, log=log)
         finally:
             outdir.abandon()
@@ -265,7 +272,8 @@ def build(cfg: dict, text: str, *, walkers_total: int | None = None, system=None
     starts = built.starts or (lambda w, gen: kind.initial_positions(cfg, system, w, gen))
     job = Job(integrator, steps=cfg["run"]["steps"], walkers=cfg["run"]["walkers"], seed=cfg["run"]["seed"],
               output=Output(out["directory"], out["report_interval"], out["checkpoint_interval"], out["plot"],
-                            tuple(out["temperatures"])), starts=starts, cfg=cfg, text=text)
+                            tuple(out["temperatures"])), starts=starts, threads=cfg["run"]["threads"], cfg=cfg,
+              text=text)
     job.device, job.dtype = dev, dtype
     return job
 
@@ -343,6 +351,7 @@ def _state_payload(job: Job, state: WLMDState, records: int) -> dict:
         "config": job.text,
         "trajectory_records": records,
         "t_wl": float(job.wlmd.schedule.t_wl) if isinstance(job.wlmd.schedule, InverseTime) else 0.0,
+        "threads": job.threads[0],
     }
 
 
@@ -433,7 +442,8 @@ class _Results:
         if job.output.temperatures:
             attrs["temperatures"] = list(job.output.temperatures)
         attrs |= job.wlmd.method.params() | {"integrator_splitting": job.wlmd.splitting,
-                                             "integrator_potential": int(job.wlmd.potential)}
+                                             "integrator_potential": int(job.wlmd.potential),
+                                             "torch_threads": job.threads[0], "torch_threads_chosen": job.threads[1]}
         write_landscape(self.out / "landscape.nc", job.landscape, attrs=attrs,
                         entropy=job.wlmd.log_density_of_states())
 
@@ -474,7 +484,9 @@ def open_job(cfg: dict, text: str, out: Path, *, resume: bool, overwrite: bool, 
     try:
         if ck is not None:
             cfg = _with_t_wl(cfg, ck)
+        chosen = apply_threads(cfg["run"]["threads"], stored=stored_threads(ck))
         job = build(cfg, text, system=system)
+        job.threads = chosen
     except BaseException:
         outdir.abandon()
         raise
@@ -649,7 +661,7 @@ def run_distributed(cfg: dict, text: str, out: Path, *, resume: bool = False, ov
                     lck = load_checkpoint(out / manifest["directory"] / "landscape.pt",
                                           keys=("config", "step", "landscape", "trajectory_records"))
                     check_resume_config(cfg, lck["config"], out / manifest["directory"] / "landscape.pt")
-                    lck = {k: lck[k] for k in ("config", "t_wl") if k in lck}
+                    lck = {k: lck[k] for k in ("config", "t_wl", "threads") if k in lck}
                 msg = [None, manifest, lck]
             except FileError as e:
                 msg = ["FileError", (e.path, e.what), None]
@@ -663,7 +675,9 @@ def run_distributed(cfg: dict, text: str, out: Path, *, resume: bool = False, ov
         kind, manifest, extra = box[0]
         if kind is not None:
             raise {"FileError": FileError, "ConfigError": C.ConfigError, "JobError": JobError}[kind](*manifest)
+        chosen = apply_threads(cfg["run"]["threads"], stored=stored_threads(extra))
         job = build(cfg if manifest is None else _with_t_wl(cfg, extra), text, walkers_total=W * size, system=system)
+        job.threads = chosen
         return _run_ranks(job, world, out, outdir, manifest, progress=progress, log=log)
     finally:
         outdir.abandon()
@@ -789,6 +803,7 @@ def _rank_checkpoint(job: Job, world, sync, res, out: Path, state: WLMDState, fi
         # the engine format's method part (landscape shared by all ranks) with the job's entries
         save_checkpoint(d / "landscape.pt", job.integrator.state_dict() | {
             "config": job.text, "step": state.step, "trajectory_records": len(res.steps), "t_wl": payload["t_wl"],
+            "threads": payload["threads"],
             "convergence": res.convergence.state_dict()})
         res.write(state.step, final, extra={"ranks": size, "walkers_per_rank": job.cfg["run"]["walkers"]})
         files = {f"rank-{r}.pt": digests[r] for r in range(size)}

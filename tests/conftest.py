@@ -2,11 +2,12 @@
 child process it starts, through the environment — uses one intra-op thread: workers fill
 the cores, and torch's default intra-op threads collapse when the cores are shared
 (measured on this project's CI class: 13x slower beside one other job).  The same thread count on both sides keeps the bitwise comparisons between a
-test process and its children exact."""
+test process and its children exact; PHYSAMPLER_THREADS=1 makes the jobs' ``threads = 0``
+(auto) choose it too."""
 import os
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "PHYSAMPLER_THREADS"):
         os.environ[_var] = "1"
 
 import pytest  # noqa: E402
