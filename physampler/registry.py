@@ -127,7 +127,9 @@ def _load() -> None:
     from .systems import builtin
 
     builtin.register()
-    for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
+    # one entry per name: an installation seen twice on the path (an editable one and a copy)
+    # lists its entry points twice
+    for _, ep in sorted({ep.name: ep for ep in entry_points(group=GROUP)}.items()):
         ep.load()()
 
 

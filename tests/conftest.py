@@ -21,3 +21,14 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 def _deterministic_torch():
     torch.manual_seed(0)
     yield
+
+
+#: the devices a device-parametrized test runs on: the CPU always, CUDA when present (marked
+#: ``cuda``: ``pytest -m cuda`` runs the GPU half alone, as benchmarks/gpu_check.sh does)
+DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device")])]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    return torch.device(request.param)

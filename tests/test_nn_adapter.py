@@ -55,16 +55,18 @@ def test_transformer_fast_path_and_size():
 
 
 @pytest.mark.parametrize("make", [transformer, mlp], ids=["transformer", "mlp"])
-def test_batched_walkers_equal_per_walker_modules(make):
+def test_batched_walkers_equal_per_walker_modules(make, device):
+    """On the CPU and, marked cuda, on a GPU (tests/conftest.py DEVICES)."""
     task = ModularTask("x2+y", 11, split_seed=1)  # 60 train pairs > 3·12: the transformer's table path
     (xtr, ytr), (xte, yte) = task.split()
-    system = ModuleSystem(make(11), (xtr, ytr), (xte, yte), sharpness=5.5, dtype=torch.float64)
+    system = ModuleSystem(make(11), (xtr, ytr), (xte, yte), sharpness=5.5, dtype=torch.float64, device=device)
     gen = torch.Generator().manual_seed(3)
-    q = system.initial_positions(4) + 0.2 * torch.randn(4, system.shape[0], generator=gen, dtype=torch.float64)
+    q = system.initial_positions(4) + 0.2 * torch.randn(4, system.shape[0], generator=gen, dtype=torch.float64).to(device)
     cvs = ModuleCVSet(system, CV_NAMES)
     xi, vjp = cvs.value_and_vjp(q)
-    coeff = torch.randn(4, len(CV_NAMES), generator=gen, dtype=torch.float64)
+    coeff = torch.randn(4, len(CV_NAMES), generator=gen, dtype=torch.float64).to(device)
     grad = vjp(coeff)
+    xtr, ytr, xte, yte = (t.to(device) for t in (xtr, ytr, xte, yte))
     for w in range(4):
         net = system.load_into(q[w])
         net.zero_grad()
@@ -184,19 +186,22 @@ def test_wlmd_records_true_accuracy_per_bin():
     assert float(wlmd.landscape.observable_sums["test_accuracy"].sum() / counts.sum()) <= 1.0
 
 
-def test_reduced_precision_cvs_stay_close_to_float32():
+def test_reduced_precision_cvs_stay_close_to_float32(device):
     """bf16 autocast (the flag the GPU benchmark uses) changes the CVs by at most 5e-3 in ln L and
     3e-3 in Ã against float32 on this task (measured 7e-4 and 3e-4): bfloat16 keeps 8 mantissa bits
     (relative 4e-3 per rounding) and the logits' errors largely average out over the 60 examples of
-    a mean.  tf32 is a no-op on CPU, so there it must change nothing."""
+    a mean.  tf32 is a no-op on CPU, so there it must change nothing; on CUDA (10 mantissa bits) it
+    keeps bf16's bounds."""
     task = ModularTask("x+y", 11)
     net = OneLayerTransformer(11, d_model=32, n_heads=4, d_head=8, d_mlp=128, generator=torch.Generator().manual_seed(0))
-    ref = ModuleSystem(net, *task.split(), dtype=torch.float32)
-    q = ref.initial_positions(4) * (1 + 0.3 * torch.randn(4, ref.shape[0], generator=torch.Generator().manual_seed(1)))
+    ref = ModuleSystem(net, *task.split(), dtype=torch.float32, device=device)
+    q = ref.initial_positions(4) * (1 + 0.3 * torch.randn(4, ref.shape[0], generator=torch.Generator().manual_seed(1))
+                                    .to(device))
     names = ["log_train_loss", "smoothed_accuracy"]
     base, _ = ref.evaluate(q, names)
-    for prec, tol in (("tf32", (0.0, 0.0)), ("bf16", (5e-3, 3e-3))):
-        sys_p = ModuleSystem(net, *task.split(), dtype=torch.float32, precision=prec)
+    tf32 = (0.0, 0.0) if device.type == "cpu" else (5e-3, 3e-3)
+    for prec, tol in (("tf32", tf32), ("bf16", (5e-3, 3e-3))):
+        sys_p = ModuleSystem(net, *task.split(), dtype=torch.float32, precision=prec, device=device)
         vals, _ = sys_p.evaluate(q, names)
         assert vals["log_train_loss"].dtype == torch.float32
         assert float((vals["log_train_loss"] - base["log_train_loss"]).abs().max()) <= tol[0]
@@ -205,18 +210,19 @@ def test_reduced_precision_cvs_stay_close_to_float32():
         ModuleSystem(net, *task.split(), dtype=torch.float64, precision="bf16")
 
 
-def test_compiled_forward_gives_the_eager_cvs_and_gradients():
+def test_compiled_forward_gives_the_eager_cvs_and_gradients(device):
     """``compile=True`` (TorchInductor) on the float32 transformer: CVs within 1e-5 and VJPs
     within 1e-3 relative of eager (measured 1e-7 and 8e-5 at d_model 32, p = 67: fused
     kernels reorder float32 sums; the batched-equals-per-walker test bounds eager in
     float64).  Compilation takes ≈ 20 s on the CI machine."""
     task = ModularTask("x+y", 11)
     net = OneLayerTransformer(11, d_model=16, n_heads=2, d_head=8, d_mlp=32, generator=torch.Generator().manual_seed(0))
-    eager = ModuleSystem(net, *task.split())
-    compiled = ModuleSystem(net, *task.split(), compile=True)
-    q = eager.initial_positions(4) * (1 + 0.3 * torch.randn(4, eager.shape[0], generator=torch.Generator().manual_seed(1)))
+    eager = ModuleSystem(net, *task.split(), device=device)
+    compiled = ModuleSystem(net, *task.split(), compile=True, device=device)
+    q = eager.initial_positions(4) * (1 + 0.3 * torch.randn(4, eager.shape[0], generator=torch.Generator().manual_seed(1))
+                                      .to(device))
     names = ["log_train_loss", "smoothed_accuracy"]
-    coeff = torch.randn(4, 2, generator=torch.Generator().manual_seed(2))
+    coeff = torch.randn(4, 2, generator=torch.Generator().manual_seed(2)).to(device)
     xi_e, vjp_e = ModuleCVSet(eager, names).value_and_vjp(q)
     xi_c, vjp_c = ModuleCVSet(compiled, names).value_and_vjp(q)
     assert float((xi_e - xi_c).abs().max()) <= 1e-5
