@@ -39,34 +39,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _nonneg_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0 (got {text!r})") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0 (got {text!r})")
-    return v
+def _int_at_least(low: int, what: str):
+    """An argparse type: an integer >= ``low`` (``what`` words it in the message)."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            v = None
+        if v is None or v < low:
+            raise argparse.ArgumentTypeError(f"must be {what} (got {text!r})")
+        return v
+
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer (got {text!r})") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer (got {text!r})")
-    return v
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0 (got {text!r})") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0 (got {text!r})")
-    return v
+_positive_int = _int_at_least(1, "a positive integer")
+_non_negative_int = _int_at_least(0, "an integer >= 0")
 
 
 def _job_arguments(p: argparse.ArgumentParser, kind: str) -> None:
@@ -74,7 +62,7 @@ def _job_arguments(p: argparse.ArgumentParser, kind: str) -> None:
     p.add_argument("--out", help="output directory (overrides output.directory)")
     p.add_argument("--steps", type=_positive_int, help=f"total steps (overrides {kind}.steps)")
     p.add_argument("--device", help=f"cpu | cuda | cuda:N (overrides {kind}.device)")
-    p.add_argument("--threads", type=_nonneg_int, help=f"torch intra-op threads, 0: auto (overrides {kind}.threads)")
+    p.add_argument("--threads", type=_non_negative_int, help=f"torch intra-op threads, 0: auto (overrides {kind}.threads)")
     p.add_argument("--resume", action="store_true", help="continue the directory's checkpoint (refused when there is none)")
     p.add_argument("--overwrite", action="store_true", help="replace the outputs of an existing directory")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -138,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("--out", help="output directory to check (default: output.directory)")
     ck.add_argument("--steps", type=_positive_int, help="steps (overrides run.steps / train.steps)")
     ck.add_argument("--device", help="cpu | cuda | cuda:N (overrides run.device / train.device)")
-    ck.add_argument("--threads", type=_nonneg_int, help="torch intra-op threads, 0: auto (overrides run.threads / "
+    ck.add_argument("--threads", type=_non_negative_int, help="torch intra-op threads, 0: auto (overrides run.threads / "
                     "train.threads)")
     ck.add_argument("--probe-seconds", type=_seconds, default=1.0,
                     help="wall time of the timed probe, 0.01-600 (default %(default)s)")
