@@ -293,7 +293,7 @@ def run_training(cfg: dict, text: str, out, *, resume: bool = False, overwrite: 
 
     from ..driver import catch_signals, drive
     from ..io import save_checkpoint, write_text
-    from ..job import preflight
+    from ..job import preflight, threads_note
     from ..outdir import OutputDirectory
 
     out = Path(out)
@@ -308,7 +308,7 @@ def run_training(cfg: dict, text: str, out, *, resume: bool = False, overwrite: 
         o = cfg["optimizer"]
         label = o["name"] if cfg["system"]["constraint"] != "norm" else f"{o['name']} |θ|={cfg['system']['norm_radius']:g}"
         attrs = {"label": label, "optimizer": o["name"], "config": text, "seed": cfg["train"]["seed"],
-                 "torch_threads": trainer.threads[0], "torch_threads_chosen": trainer.threads[1]}
+                 "torch_threads": trainer.threads[0]}
 
         def write_state():
             # The checkpoint first: it holds the history, so a kill between the two writes leaves
@@ -320,8 +320,8 @@ def run_training(cfg: dict, text: str, out, *, resume: bool = False, overwrite: 
             _final_outputs(cfg, text, out, trainer, attrs, final_checkpoint=final_checkpoint)
 
         flag, handlers = catch_signals()  # before the start line: a signal after it always ends with a checkpoint
-        log(f"resuming at step {trainer.step_count} of {total} in {out}" if ck is not None
-            else f"starting {label} training, {total} steps, in {out}")
+        log((f"resuming at step {trainer.step_count} of {total} in {out}" if ck is not None
+             else f"starting {label} training, {total} steps, in {out}") + threads_note(trainer.threads))
         if not trainer.history.steps:
             trainer.record()
         try:

@@ -33,18 +33,15 @@ def run_once(config: str, steps: int, threads: int | None, out: str) -> tuple[fl
     else:
         args += ["--threads", str(threads)]
     p = subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env)
-    start = None
+    start, chosen = None, "?"
     for line in p.stderr:
         if line.startswith("starting "):
             start = time.perf_counter()
+            chosen = line.rsplit("(", 1)[-1].rstrip(")\n").replace("torch threads: ", "").replace("torch thread: ", "")
     p.wait()
     if p.returncode != 0 or start is None:
         raise SystemExit(f"run failed ({p.returncode})")
-    sec = time.perf_counter() - start
-    import xarray as xr
-
-    with xr.open_dataset(os.path.join(out, "landscape.nc")) as ds:
-        return sec, f"{ds.attrs['torch_threads']} ({ds.attrs['torch_threads_chosen']})"
+    return time.perf_counter() - start, chosen
 
 
 def main() -> None:

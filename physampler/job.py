@@ -443,7 +443,7 @@ class _Results:
             attrs["temperatures"] = list(job.output.temperatures)
         attrs |= job.wlmd.method.params() | {"integrator_splitting": job.wlmd.splitting,
                                              "integrator_potential": int(job.wlmd.potential),
-                                             "torch_threads": job.threads[0], "torch_threads_chosen": job.threads[1]}
+                                             "torch_threads": job.threads[0]}
         write_landscape(self.out / "landscape.nc", job.landscape, attrs=attrs,
                         entropy=job.wlmd.log_density_of_states())
 
@@ -607,14 +607,20 @@ def _run_local(job: Job, out: Path, outdir: OutputDirectory, ck: dict | None, *,
         _checkpoint_marker(state.step)
 
     flag, handlers = catch_signals()  # before the start line: a signal after it always ends with a checkpoint
-    log(f"resuming at step {state.step} of {total} in {out}" if ck is not None
-        else f"starting {total} steps x {len(walkers)} walkers in {out}")
+    log((f"resuming at step {state.step} of {total} in {out}" if ck is not None
+         else f"starting {total} steps x {len(walkers)} walkers in {out}") + threads_note(job.threads))
     task = _RunTask(job, state, res, write_all, out=out)
     code = drive(task, total=total, report=job.output.report_interval,
                  checkpoint=job.output.checkpoint_interval, progress=progress, log=log, flag=flag, handlers=handlers)
     if code == 0:
         res.finish(task.step, log)
     return code
+
+
+def threads_note(chosen: tuple[int, str]) -> str:
+    """The start line's account of the torch threads (the outputs record the count alone, which a
+    resumed run shares with an uninterrupted one)."""
+    return f" ({chosen[0]} torch thread{'s' if chosen[0] > 1 else ''}: {chosen[1]})"
 
 
 def _checkpoint_marker(step: int) -> None:
@@ -768,8 +774,9 @@ def _rank_start(job: Job, world, out: Path, outdir: OutputDirectory, manifest: d
     if world.is_root:
         outdir.commit()
         write_text(out / "config.toml", job.text)
-        log(f"resuming at step {state.step} of {total} in {out} on {world.size} ranks" if manifest is not None
-            else f"starting {total} steps x {W * world.size} walkers in {out} on {world.size} ranks")
+        log((f"resuming at step {state.step} of {total} in {out} on {world.size} ranks" if manifest is not None
+             else f"starting {total} steps x {W * world.size} walkers in {out} on {world.size} ranks")
+            + threads_note(job.threads))
     return state
 
 
