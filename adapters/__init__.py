@@ -5,7 +5,17 @@ The core never imports ``torch.nn``; anything that turns a framework object
 System, CV set or integrator lives here.
 """
 
-from .network_task import NetworkTask
-from .wand import WanD, wand
+from importlib import import_module
 
-__all__ = ["NetworkTask", "WanD", "wand"]
+# imported on first use (PEP 562): the registry loads .schema when a config is checked, which
+# must not import torch
+_WHERE = {"NetworkTask": ".network_task", "WanD": ".wand", "wand": ".wand"}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        value = getattr(import_module(_WHERE[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -271,6 +271,18 @@ def register() -> None:
         needs="[system], [optimizer] and [train]", memory=train_memory, describe=_train_what,
         probe=_train_probe))
     from ..systems.builtin import register_factory_result
-    from .network_task import NetworkTask, build_network_task
 
-    register_factory_result(lambda obj: isinstance(obj, NetworkTask), build_network_task, NN_CVS)
+    register_factory_result(_is_network_task, _build_network_task, NN_CVS)
+
+
+# a factory's result is only looked at when a job is built: import torch-using code then, not at registration
+def _is_network_task(obj) -> bool:
+    from .network_task import NetworkTask
+
+    return isinstance(obj, NetworkTask)
+
+
+def _build_network_task(obj, cfg, dtype, device):
+    from .network_task import build_network_task
+
+    return build_network_task(obj, cfg, dtype, device)

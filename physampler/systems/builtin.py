@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import math
 
-import torch
-
 from .. import config as C
 from ..registry import Built, SystemKind, register_system
 
@@ -49,6 +47,8 @@ def _harmonic(cfg, dtype, device, system=None):
 
 def _harmonic_starts(cfg, system, walkers, gen):
     """N(0, 1/k) per coordinate: the canonical distribution at kT = 1."""
+    import torch  # here, not at import: checking a config loads no torch
+
     s = cfg["system"]
     return torch.randn((walkers, s["dims"]), generator=gen, dtype=torch.float64) / math.sqrt(s["stiffness"])
 
@@ -61,6 +61,8 @@ def _double_well(cfg, dtype, device, system=None):
 
 def _double_well_starts(cfg, system, walkers, gen):
     """x = −1 + N(0, 0.01): every walker in the left well."""
+    import torch  # here, not at import: checking a config loads no torch
+
     return -1.0 + 0.1 * torch.randn((walkers, 1), generator=gen, dtype=torch.float64)
 
 
@@ -151,6 +153,8 @@ def _python(cfg, dtype, device, system=None):
 
 
 def _python_starts(cfg, system, walkers, gen):
+    import torch  # here, not at import: checking a config loads no torch
+
     q = torch.as_tensor(system.initial_positions(walkers, gen))
     if tuple(q.shape) != (walkers, *system.shape):
         raise C.ConfigError(f"system.factory: initial_positions({walkers}, generator) must return shape "
