@@ -4,8 +4,8 @@ the core (:mod:`physampler.registry`) through the entry point ``physampler.plugi
 Everything the config layer must know about networks lives here — the ``[system]`` keys of a
 modular-arithmetic network (docs/science.md §8), its CVs, the train config's tables, WanD's
 defaults and the memory estimates of both — so that :mod:`physampler.config` holds no NN key.
-This module imports no ``torch.nn``: the builders import :mod:`physampler.adapters.modular`
-and :mod:`physampler.adapters.training` when a job is built.
+The builders import :mod:`physampler.adapters.modular` and :mod:`physampler.adapters.training`
+only when a job is built.
 """
 from __future__ import annotations
 
@@ -271,18 +271,6 @@ def register() -> None:
         needs="[system], [optimizer] and [train]", memory=train_memory, describe=_train_what,
         probe=_train_probe))
     from ..systems.builtin import register_factory_result
+    from .network_task import NetworkTask, build_network_task
 
-    register_factory_result(_is_network_task, _build_network_task, NN_CVS)
-
-
-# a factory's result is only looked at when a job is built: import torch-using code then, not at registration
-def _is_network_task(obj) -> bool:
-    from .network_task import NetworkTask
-
-    return isinstance(obj, NetworkTask)
-
-
-def _build_network_task(obj, cfg, dtype, device):
-    from .network_task import build_network_task
-
-    return build_network_task(obj, cfg, dtype, device)
+    register_factory_result(lambda obj: isinstance(obj, NetworkTask), build_network_task, NN_CVS)

@@ -6,8 +6,9 @@ The public names below are imported on first use (PEP 562), so that ``import
 physampler`` — and the command line, which must answer ``--help`` and handle a
 signal before torch has loaded — costs nothing until a name is used.
 """
-from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version as _version
+
+from .lazy import exports
 
 try:
     __version__ = _version("physampler")
@@ -37,12 +38,7 @@ _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str):
-    if name in _WHERE:
-        value = getattr(import_module(_WHERE[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'physampler' has no attribute {name!r}")
+__getattr__ = exports(__name__, _WHERE)
 
 
 def __dir__():

@@ -57,15 +57,6 @@ def test_help_and_version_do_not_import_torch():
     for arg in ("--help", "--version"):
         p = subprocess.run([sys.executable, "-c", probe.format(arg=arg)], capture_output=True, text=True, timeout=120)
         assert p.stdout.strip().splitlines()[-1] == "False", (arg, p.stdout, p.stderr)
-    # checking run and train configs of every registered kind loads the registry and its plug-in, not torch
-    check = ("import sys\nfrom pathlib import Path\nfrom physampler import config as C\n"
-             "for f in ('harmonic10', 'lj13', 'nn_add_p11_d16_box'):\n"
-             "    C.parse(Path('examples', f + '.toml').read_text())\n"
-             "C.parse(next(Path('examples', 'train').glob('*.toml')).read_text(), kind='train')\n"
-             "print('torch' in sys.modules, 'numba' in sys.modules)")
-    p1 = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120,
-                        cwd=Path(__file__).parents[1])
-    assert p1.stdout.strip() == "False False", (p1.stdout, p1.stderr)
     # control: the probe sees torch when a command does load it
     p2 = subprocess.run([sys.executable, "-c", "import sys, physampler.job; print('torch' in sys.modules)"],
                         capture_output=True, text=True, timeout=120)
