@@ -411,25 +411,30 @@ def _bad_input(e: Exception) -> int:
     return 2
 
 
+def _apply_overrides(cfg: dict, args, kind: str) -> str:
+    """``--steps``, ``--device`` and ``--threads`` into the section of ``kind`` that holds them, then
+    the config's cross-checks again; returns that section's name."""
+    from . import config as C
+
+    sec = C.section(kind)
+    for key in ("steps", "device", "threads"):
+        if getattr(args, key) is not None:
+            cfg[sec][key] = getattr(args, key)
+    C.check(cfg, kind)
+    return sec
+
+
 def _launch(args, kind: str, load, start) -> int:
     """``run`` or ``train`` (``kind`` names the config section with ``steps`` and ``device``):
     ``load()`` gives (config, text); the command-line overrides are applied and checked again;
     ``start(cfg, text, out, **options)`` runs the job; errors become one line (:func:`_job_errors`)."""
     from pathlib import Path
 
-    from . import config as C
-
     where = {}
 
     def go():
         cfg, text = load()
-        if args.steps is not None:
-            cfg[kind]["steps"] = args.steps
-        if args.device is not None:
-            cfg[kind]["device"] = args.device
-        if args.threads is not None:
-            cfg[kind]["threads"] = args.threads
-        C.check(cfg, kind)
+        _apply_overrides(cfg, args, kind)
         where["out"] = out = Path(args.out or cfg["output"]["directory"])
         return start(cfg, text, out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
                      log=lambda m: print(m, file=sys.stderr, flush=True))
@@ -505,14 +510,7 @@ def _check(args) -> int:
         else:
             kind = C.kind_of(regular_file(args.config, "TOML config").read_text(encoding="utf-8", errors="replace"))
             cfg, text = C.load(args.config, kind=kind)
-        sec = C.section(kind)
-        if args.steps is not None:
-            cfg[sec]["steps"] = args.steps
-        if args.device is not None:
-            cfg[sec]["device"] = args.device
-        if args.threads is not None:
-            cfg[sec]["threads"] = args.threads
-        C.check(cfg, kind)
+        sec = _apply_overrides(cfg, args, kind)
         need = preflight(cfg, sec)
         total = cfg[sec]["steps"]
         what = (f"{cfg['system']['kind']}, {cfg['run']['walkers']} walkers x {total} steps" if kind == "run"
