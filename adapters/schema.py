@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from .. import config as C
+from .._checks import is_prime
 from ..registry import Built, JobKind, SystemKind, register_job_kind, register_system
 
 Key, REQUIRED = C.Key, C.REQUIRED
@@ -33,7 +34,7 @@ NN_KEYS: dict[str, Key] = {
     "model": Key("str", "transformer", "nn: the network (docs/science.md §8 transformer, or a one-hidden-layer MLP)",
                  choices=("transformer", "mlp")),
     "task": Key("str", "x+y", "nn: modular-arithmetic task", choices=TASKS),
-    "p": Key("int", 67, "nn: the prime modulus", "prime >= 2", lambda x: _is_prime(x)),
+    "p": Key("int", 67, "nn: the prime modulus", "prime >= 2", is_prime),
     "train_fraction": Key("float", 0.5, "nn: fraction of the p² examples used for training", "(0, 1)",
                           lambda x: 0 < x < 1),
     "split_seed": Key("int", 0, "nn: seed of the train/test split", ">= 0", _nonneg),
@@ -58,12 +59,6 @@ NN_KEYS: dict[str, Key] = {
 #: the keys that define the data and the network (a history overlaid on a landscape must agree in them)
 NN_SYSTEM_KEYS = ("model", "task", "p", "train_fraction", "split_seed", "d_model", "heads", "d_head", "d_mlp",
                   "hidden", "sharpness")
-
-
-def _is_prime(n: int) -> bool:
-    from .._checks import is_prime
-
-    return is_prime(n)
 
 
 #: ``physampler train``: full-batch training of the [system] kind = "nn" models (docs/science.md §8–9).

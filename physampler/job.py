@@ -152,14 +152,10 @@ class Job:
             raise ValueError(f"integrator: must be a BiasedMD or a compiled engine of one (got {type(integrator).__name__})")
         self.steps = _checks.positive_int("steps", steps)
         self.walkers = _checks.positive_int("walkers", walkers)
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed: must be an integer >= 0 (got {seed!r})")
-        self.seed = seed
+        self.seed = _checks.non_negative_int("seed", seed)
         self.output = output if isinstance(output, Output) else Output(output or "physampler-run")
         self.starts = starts
-        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
-            raise ValueError(f"threads: must be an integer >= 0, 0 for auto (got {threads!r})")
-        self.threads_setting = threads
+        self.threads_setting = _checks.non_negative_int("threads", threads)  # 0: auto
         self.threads = (torch.get_num_threads(), "torch default")  # (count, how chosen) once it runs
         self.cfg = cfg
         self.text = text if text is not None else json.dumps(self.description(), sort_keys=True)

@@ -155,11 +155,7 @@ def _python(cfg, dtype, device, system=None):
 def _python_starts(cfg, system, walkers, gen):
     import torch  # here, not at import: checking a config loads no torch
 
-    q = torch.as_tensor(system.initial_positions(walkers, gen))
-    if tuple(q.shape) != (walkers, *system.shape):
-        raise C.ConfigError(f"system.factory: initial_positions({walkers}, generator) must return shape "
-                            f"{[walkers, *system.shape]} (got {list(q.shape)})")
-    return q
+    return torch.as_tensor(system.initial_positions(walkers, gen))  # job.initial_positions checks the shape
 
 
 def register() -> None:
