@@ -30,7 +30,8 @@ def system_from_config(cfg: dict, dtype, dev):
     task = ModularTask(s["task"], s["p"], train_fraction=s["train_fraction"], split_seed=s["split_seed"])
     net = network_from_config(cfg, torch.Generator().manual_seed(cfg["run"]["seed"]), dtype)
     system = ModuleSystem(net, *task.split(), sharpness=s["sharpness"], dtype=dtype, device=dev,
-                          precision=s["precision"], compile=s["compile"])
+                          precision=s["precision"], compile=s["compile"], strategy=s["strategy"], chunk=s["chunk"],
+                          validation=s["validation_fraction"], validation_seed=s["split_seed"])
     cons = constraints_of(system, s["constraint"], box_c=s["box_c"], box_dim=s["box_dim"],
                           norm_radius=s["norm_radius"], device=dev)
     return system, ModuleCVSet(system, cfg["cvs"]["names"]), cons

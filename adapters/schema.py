@@ -16,7 +16,9 @@ from .._checks import is_prime
 from ..registry import Built, JobKind, SystemKind, register_job_kind, register_system
 
 Key, REQUIRED = C.Key, C.REQUIRED
-NN_CVS = ("log_train_loss", "smoothed_accuracy", "log_test_loss", "weight_norm")
+NN_CVS = ("log_train_loss", "smoothed_accuracy", "log_test_loss", "weight_norm", "logit_smoothed_accuracy",
+          "log_validation_loss", "smoothed_validation_accuracy")
+STRATEGIES = ("auto", "batched", "vmap", "chunked", "loop")
 TASKS = ("x+y", "x2+y", "x3+xy2+y")
 _pos, _nonneg = (lambda x: x > 0), (lambda x: x >= 0)
 
@@ -55,10 +57,20 @@ NN_KEYS: dict[str, Key] = {
                      choices=("default", "tf32", "bf16")),
     "compile": Key("bool", False, "nn: torch.compile the batched forward and backward (fused kernels; the first "
                    "step pays the compilation)"),
+    "strategy": Key("str", "auto", "nn: how W walkers are evaluated: forward_batched, vmap, chunked vmap, a loop of "
+                    "module calls, or auto (the fastest in a timed probe at the start, recorded in the outputs and "
+                    "repeated on resume; docs/science.md §7.1)", choices=STRATEGIES),
+    "chunk": Key("int", None, "nn: walkers per chunk of strategy 'chunked' (default 16; auto tries 4 and 16)", "> 0",
+                 _pos),
+    "validation_fraction": Key("float", None, "nn: fraction of the training set carved off as a validation set "
+                               "(the CVs log_validation_loss, smoothed_validation_accuracy); default none", "(0, 1)",
+                               lambda x: 0 < x < 1),
 }
 #: the keys that define the data and the network (a history overlaid on a landscape must agree in them)
 NN_SYSTEM_KEYS = ("model", "task", "p", "train_fraction", "split_seed", "d_model", "heads", "d_head", "d_mlp",
                   "hidden", "sharpness")
+#: ... and of a landscape (a validation split changes the training set)
+NN_IDENTITY = NN_SYSTEM_KEYS + ("validation_fraction",)
 
 
 #: ``physampler train``: full-batch training of the [system] kind = "nn" models (docs/science.md §8–9).
@@ -126,9 +138,21 @@ def split_check(s: dict) -> None:
 
 
 def nn_checks(cfg: dict) -> None:
-    if cfg["system"]["precision"] != "default" and cfg["run"]["dtype"] != "float32":
-        raise C.error("system.precision", "tf32 and bf16 need run.dtype = 'float32'", cfg["system"]["precision"])
-    split_check(cfg["system"])
+    s = cfg["system"]
+    if s["precision"] != "default" and cfg["run"]["dtype"] != "float32":
+        raise C.error("system.precision", "tf32 and bf16 need run.dtype = 'float32'", s["precision"])
+    split_check(s)
+    if s["chunk"] is not None and s["strategy"] not in ("chunked", "auto"):
+        raise C.error("system.chunk", "applies to strategy 'chunked' or 'auto'", s["chunk"])
+    if s["validation_fraction"] is None:
+        for name in cfg["cvs"]["names"]:
+            if "validation" in name:
+                raise C.error("cvs.names", f"{name!r} needs system.validation_fraction", name)
+    else:
+        n = int(round(s["train_fraction"] * s["p"] ** 2))
+        if not 0 < int(round(s["validation_fraction"] * n)) < n:
+            raise C.error("system.validation_fraction", f"leaves an empty set of the {n} training examples",
+                          s["validation_fraction"])
 
 
 def train_checks(cfg: dict) -> None:
@@ -257,7 +281,7 @@ def register() -> None:
     register_system(SystemKind(
         "nn", NN_KEYS, _build, _starts, cvs=NN_CVS, observable=(), check=nn_checks,
         coordinates=lambda cfg: (network_parameters(cfg["system"]), network_key(cfg["system"])),
-        memory=_nn_memory, describe=_describe, identity=NN_SYSTEM_KEYS, potential=False,
+        memory=_nn_memory, describe=_describe, identity=NN_IDENTITY, potential=False,
         doc="a network on a modular-arithmetic task through the PyTorch adapter (its walkers feel only CV forces)"))
     register_job_kind(JobKind(
         "train", TRAIN_SCHEMA, train_checks, marker=("optimizer", "train"), section="train",

@@ -1,36 +1,55 @@
-"""A ``torch.nn.Module`` plus a labelled data set as a physampler System of W walkers ([P1]; docs/science.md §7).
+"""A ``torch.nn.Module`` plus a data set as a physampler System of W walkers ([P1], [P2]; docs/science.md §7).
 
 Particles are all trainable parameters, flattened into one vector per walker:
-positions are [W, P] (masses 1).  A batch of walkers is evaluated with
-``torch.func.functional_call`` vmapped over the leading walker axis of the
-unflattened parameters, so W walkers cost one batched forward and one backward;
-a module that offers ``forward_batched(params, x)`` (parameters with a leading
-walker axis → logits [W, B, C], as the models in ``physampler.models`` do) is
-called directly instead, which avoids vmap's generic batching rules (e.g. its
-gathers materialise a [W, B, C] index).
+positions are [W, P] (masses 1).
 
-CVs (all from one forward on the training set and one on the test set per step):
+**Evaluation strategies** (``strategy``; docs/science.md §7.1).  W walkers' outputs on a data
+set can be computed in four ways, which give the same numbers to round-off:
 
-    ln L_train = ln( (1/N) Σ_i CE(z_i, y_i) )                         ``log_train_loss``
-    Ã_test     = (1/N) Σ_i sigmoid(k·(z_i,y_i − max_(j≠y_i) z_i,j))    ``smoothed_accuracy``
-    ln L_test                                                         ``log_test_loss``
-    |θ|        = global L2 norm of all parameters                     ``weight_norm``
+    batched   ``module.forward_batched(params, x)`` with a leading walker axis on every
+              parameter (the models of ``physampler.models`` offer it: one bmm per layer)
+    vmap      ``torch.func.vmap`` of ``functional_call(module, params, x)`` over all W
+    chunked   the same vmap over chunks of ``chunk`` walkers (bounds the activations' memory)
+    loop      one plain ``functional_call`` per walker, as a hand-written loop would
 
-(z: logits, y: labels, k = ``sharpness``, [P2]: 5–7).  The true test accuracy
-(1/N) Σ_i [argmax z_i = y_i] is returned as an observable alongside the CVs.
-The potential energy of the System is L_train itself (used by plain MD and
-minimisers; WLMD only uses the CVs).
+``auto`` (default) times each available strategy on the job's own walkers at the first
+evaluation — one forward on every data set the CVs need and one backward, after a warm-up —
+and keeps the fastest; the plain loop is always a candidate, so auto is never slower than it
+beyond the probe's noise.  The choice and the probe's times are in :meth:`run_attrs` (the
+output attributes) and :meth:`state_dict` (the checkpoint): a resume repeats the recorded
+strategy, so it stays bit for bit.  Two fresh runs with auto may choose differently and then
+agree only to round-off; set the strategy for bitwise reproducibility across runs.
 
-Constraints for the parameters: :func:`box_bounds` gives the per-element bound
-c/√m of the reflective box (docs/science.md §5; m = a tensor's first dimension by
-default) for :class:`physampler.ReflectiveBox`; the fixed-norm shell is
-:class:`physampler.FixedNormShell` on the flat vector.
+**Losses.** ``loss`` is ``"cross_entropy"`` (integer labels), ``"mse"`` (float targets) or any
+callable ``loss(outputs [N, ...], targets [N, ...]) -> scalar`` on one walker's outputs
+(batched with vmap, or a loop over walkers when the callable does not vmap).
+
+CVs (one forward per data set per step, shared by all CVs on it):
+
+    ln L_train = ln( L(f_θ(x_train), y_train) )                         ``log_train_loss``
+    Ã_test     = (1/N) Σ_i sigmoid(k·(z_i,y_i − max_(j≠y_i) z_i,j))     ``smoothed_accuracy``
+    logit Ã    = ln(Ã / (1 − Ã))                                        ``logit_smoothed_accuracy``
+    ln L_test                                                           ``log_test_loss``
+    ln L_val, Ã_val on a validation split carved from the training data  ``log_validation_loss``,
+                                                                        ``smoothed_validation_accuracy``
+    |θ|        = global L2 norm of all parameters                       ``weight_norm``
+
+(z: logits, y: labels, k = ``sharpness``, [P2]: 5–7).  The accuracy CVs need a classification
+loss.  The logit stretches Ã's ends, where a fitted network spends its time, over the grid.
+Observables recorded per landscape bin: the true test accuracy (1/N) Σ_i [argmax z_i = y_i]
+(classification) or the test loss (otherwise).  The potential energy of the System is L_train
+(used by plain MD and minimisers; WLMD only uses the CVs).
+
+Constraints for the parameters: :func:`box_bounds` gives the per-element bound c/√m of the
+reflective box (docs/science.md §5; m = a tensor's first dimension by default) for
+:class:`physampler.ReflectiveBox`; the fixed-norm shell is :class:`physampler.FixedNormShell`.
 """
 from __future__ import annotations
 
 import copy
 import math
-from typing import Sequence
+import time
+from typing import Callable, Sequence
 
 import torch
 from torch.func import functional_call, vmap
@@ -38,9 +57,17 @@ from torch.func import functional_call, vmap
 from ..cvs import CV, CVSet
 from ..system import System
 
+#: the classification CVs of docs/science.md §8
 CV_NAMES = ("log_train_loss", "smoothed_accuracy", "log_test_loss", "weight_norm")
+#: every CV of the adapter
+ALL_CVS = CV_NAMES + ("logit_smoothed_accuracy", "log_validation_loss", "smoothed_validation_accuracy")
+ACCURACY_CVS = ("smoothed_accuracy", "logit_smoothed_accuracy", "smoothed_validation_accuracy")
 PRECISIONS = ("default", "tf32", "bf16")
 BOX_DIMS = ("first", "last", "numel")
+STRATEGIES = ("auto", "batched", "vmap", "chunked", "loop")
+LOSSES = ("cross_entropy", "mse")
+#: timed repetitions of each candidate in the auto probe (after one warm-up)
+PROBE_REPEATS = 3
 
 
 class ModuleSystem(System):
@@ -50,27 +77,42 @@ class ModuleSystem(System):
     ----------
     module : the network; its parameters' shapes define the particle vector (its own
         values are only used by :meth:`initial_positions`).
-    train, test : (inputs, integer labels) of the full training and test sets.
+    train, test : (inputs, targets) of the full training and test sets: integer labels [N]
+        for ``cross_entropy``, float targets for ``mse``, anything the callable takes.
+    loss : ``cross_entropy`` (default), ``mse`` or a callable (module docstring).
+    validation : a fraction in (0, 1) of the training set carved off as a validation set
+        (drawn with ``validation_seed``; the rest stays the training set), or None.
     sharpness : k of the smoothed accuracy.
     dtype, device : of the parameters and data (float64 for exact tests; float32 on GPUs).
     precision : ``default`` (matmuls in ``dtype``), ``tf32`` (float32 matmuls on TF32 tensor
         cores, CUDA only; a no-op on CPU) or ``bf16`` (network forward under bfloat16
         autocast; losses, CVs and parameters stay in ``dtype``).  Opt-in only: the tests
         bound the change of the CVs against float32.
-    compile : ``torch.compile`` the batched forward (TorchInductor fuses the elementwise
-        work that dominates a step; its backward is compiled with it).  The first
-        evaluation pays the compilation (≈ 30 s for the d_model 32 transformer on a CPU);
-        a test bounds the change of the CVs and their gradients against eager.
+    compile : ``torch.compile`` the chosen strategy's forward (TorchInductor fuses the
+        elementwise work that dominates a step; its backward is compiled with it).  The first
+        evaluation pays the compilation (≈ 30 s for the d_model 32 transformer on a CPU); a
+        test bounds the change of the CVs and their gradients against eager.  Auto probes
+        the eager strategies and compiles the winner.
+    strategy, chunk : the evaluation strategy (module docstring) and the walkers per chunk of
+        ``chunked`` (default: the probe tries 4 and 16).
     """
 
     analytic_forces = False
 
-    def __init__(self, module: torch.nn.Module, train, test, *, sharpness: float = 6.0, dtype=torch.float32,
-                 device=None, precision: str = "default", compile: bool = False):
+    def __init__(self, module: torch.nn.Module, train, test, *, loss: str | Callable = "cross_entropy",
+                 validation: float | None = None, validation_seed: int = 0, sharpness: float = 6.0,
+                 dtype=torch.float32, device=None, precision: str = "default", compile: bool = False,
+                 strategy: str = "auto", chunk: int | None = None):
         if not isinstance(module, torch.nn.Module):
             raise ValueError(f"module: must be a torch.nn.Module (got {type(module).__name__})")
         if not (isinstance(sharpness, (int, float)) and math.isfinite(sharpness) and sharpness > 0):
             raise ValueError(f"sharpness: must be a finite number > 0 (got {sharpness!r})")
+        if not (callable(loss) or loss in LOSSES):
+            raise ValueError(f"loss: must be one of {', '.join(LOSSES)} or a callable (got {loss!r})")
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy: must be one of {', '.join(STRATEGIES)} (got {strategy!r})")
+        if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+            raise ValueError(f"chunk: must be an integer >= 1 (got {chunk!r})")
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.dtype = dtype
         self.module = copy.deepcopy(module).to(self.device, dtype)
@@ -81,6 +123,8 @@ class ModuleSystem(System):
         self.shape = (sum(self.sizes),)
         self.masses = 1.0
         self.sharpness = float(sharpness)
+        self.loss = loss if callable(loss) else str(loss)
+        self.classification = self.loss == "cross_entropy"
         if precision not in PRECISIONS:
             raise ValueError(f"precision: must be one of {', '.join(PRECISIONS)} (got {precision!r})")
         if precision != "default" and dtype != torch.float32:
@@ -89,26 +133,61 @@ class ModuleSystem(System):
         if not isinstance(compile, bool):
             raise ValueError(f"compile: must be true or false (got {compile!r})")
         self.compiled = compile
-        self.train = tuple(t.to(self.device) for t in train)
-        self.test = tuple(t.to(self.device) for t in test)
-        for name, (x, y) in (("train", self.train), ("test", self.test)):
-            if y.dtype not in (torch.int64, torch.int32) or y.ndim != 1 or len(x) != len(y) or len(y) == 0:
-                raise ValueError(f"{name}: must be (inputs [N, ...], integer labels [N]) with N > 0 "
-                                 f"(got {tuple(x.shape)} and {tuple(y.shape)} {y.dtype})")
-        buffers = {n: b for n, b in self.module.named_buffers()}
-        self._buffers_dict = buffers
+        self.data = {"train": self._data("train", train), "test": self._data("test", test)}
+        if validation is not None:
+            self.data["train"], self.data["validation"] = self._carve(self.data["train"], validation, validation_seed)
+        self.train, self.test = self.data["train"], self.data["test"]
+        self._buffers_dict = {n: b for n, b in self.module.named_buffers()}
+        self._loss_batched = None
+        self.strategy, self.chunk = strategy, chunk
+        self.chosen: tuple[str, int | None] | None = None if strategy == "auto" else (strategy, chunk)
+        if strategy == "batched" and not self.has_batched():
+            raise ValueError("strategy: 'batched' needs a module with forward_batched(params, x) and no buffers")
+        self.probe_ms: dict[str, float | str] = {}
+        self._forward = None if self.chosen is None else self._make(*self.chosen)
 
-        if callable(getattr(self.module, "forward_batched", None)) and not buffers:
-            # The module evaluates W parameter sets itself (explicit walker axis, bmm).
-            self._batched = lambda q, x: self.module.forward_batched(self.unflatten(q), x)
-        else:
-            def logits(flat_params, x):
-                return functional_call(self.module, (self.unflatten_one(flat_params), buffers), (x,))
+    # ------------------------------------------------------------ data
+    def _data(self, name, pair):
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(isinstance(t, torch.Tensor) for t in pair)):
+            raise ValueError(f"{name}: must be a pair (inputs, targets) of tensors")
+        x, y = (t.to(self.device) for t in pair)
+        if len(x) != len(y) or len(y) == 0:
+            raise ValueError(f"{name}: inputs and targets must hold the same N > 0 examples "
+                             f"(got {tuple(x.shape)} and {tuple(y.shape)})")
+        if self.classification and (y.dtype not in (torch.int64, torch.int32) or y.ndim != 1):
+            raise ValueError(f"{name}: loss 'cross_entropy' needs integer labels [N] (got {tuple(y.shape)} {y.dtype})")
+        if self.loss == "mse" and not y.dtype.is_floating_point:
+            raise ValueError(f"{name}: loss 'mse' needs float targets (got {y.dtype})")
+        if x.dtype.is_floating_point:
+            x = x.to(self.dtype)
+        if y.dtype.is_floating_point:
+            y = y.to(self.dtype)
+        return x, y
 
-            self._batched = vmap(logits, in_dims=(0, None))
-        if compile:
-            # dynamic=False: one graph per (W, data set) shape, which a run keeps fixed.
-            self._batched = torch.compile(self._batched, dynamic=False)
+    @staticmethod
+    def _carve(train, fraction, seed):
+        """(train, validation): ``fraction`` of the training examples, a seeded random subset."""
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+            raise ValueError(f"validation: must be a fraction in (0, 1) of the training set (got {fraction!r})")
+        n = len(train[1])
+        k = int(round(fraction * n))
+        if not 0 < k < n:
+            raise ValueError(f"validation: {fraction} of {n} training examples leaves an empty "
+                             f"{'validation' if k == 0 else 'training'} set")
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed))).to(train[1].device)
+        val, rest = perm[:k].sort().values, perm[k:].sort().values
+        return (train[0][rest], train[1][rest]), (train[0][val], train[1][val])
+
+    def check_cvs(self, names: Sequence[str]) -> None:
+        """ValueError naming a CV this system cannot give."""
+        for n in names:
+            if n not in ALL_CVS:
+                raise ValueError(f"cvs: {n!r} is not a CV of a network; allowed: {', '.join(ALL_CVS)}")
+            if n in ACCURACY_CVS and not self.classification:
+                raise ValueError(f"cvs: {n!r} needs a classification loss (cross_entropy); this network's loss is "
+                                 f"{self.loss if isinstance(self.loss, str) else 'a callable'}")
+            if "validation" in n and "validation" not in self.data:
+                raise ValueError(f"cvs: {n!r} needs a validation split (validation = a fraction of the training set)")
 
     # ------------------------------------------------------------ parameters
     def unflatten_one(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -152,47 +231,207 @@ class ModuleSystem(System):
             parts.append(torch.full((size,), c / math.sqrt(m), dtype=torch.float64))
         return torch.cat(parts)
 
+    # ------------------------------------------------------------ strategies
+    def has_batched(self) -> bool:
+        return callable(getattr(self.module, "forward_batched", None)) and not self._buffers_dict
+
+    def _one(self, flat, x):
+        return functional_call(self.module, (self.unflatten_one(flat), self._buffers_dict), (x,))
+
+    def _make(self, name: str, chunk: int | None):
+        """The forward q [W, P], x → outputs [W, N, ...] of strategy ``name``."""
+        if name == "batched":
+            fn = lambda q, x: self.module.forward_batched(self.unflatten(q), x)  # noqa: E731
+        elif name == "loop":
+            one = torch.compile(self._one, dynamic=False) if self.compiled else self._one
+            return lambda q, x: torch.stack([one(q[w], x) for w in range(q.shape[0])])
+        else:
+            fn = vmap(self._one, in_dims=(0, None))
+        if self.compiled:
+            # dynamic=False: one graph per (walkers, data set) shape, which a run keeps fixed.
+            fn = torch.compile(fn, dynamic=False)
+        if name == "chunked":
+            size = chunk or 16
+            return lambda q, x: torch.cat([fn(c, x) for c in torch.split(q, size)])
+        return fn
+
+    def candidates(self, walkers: int) -> list[tuple[str, int | None]]:
+        """The strategies auto tries for ``walkers`` walkers (chunk sizes below W only)."""
+        out = [("batched", None)] if self.has_batched() else []
+        out.append(("vmap", None))
+        out += [("chunked", c) for c in ((self.chunk,) if self.chunk else (4, 16)) if c < walkers]
+        return out + [("loop", None)]
+
+    def _probe(self, q: torch.Tensor, names: Sequence[str]) -> tuple[str, int | None]:
+        """The fastest candidate on the job's walkers ``q`` (forward on the CVs' data and one backward)."""
+        compiled, self.compiled = self.compiled, False  # probe eager; compile the winner
+        best, self.probe_ms = None, {}
+        try:
+            for cand in self.candidates(q.shape[0]):
+                label = cand[0] if cand[1] is None else f"{cand[0]}:{cand[1]}"
+                fn = self._make(*cand)
+                try:
+                    times = [self._time_once(fn, q, names) for _ in range(PROBE_REPEATS + 1)][1:]
+                except Exception as e:  # a module vmap cannot batch: the candidate drops out
+                    self.probe_ms[label] = f"failed ({type(e).__name__})"
+                    continue
+                self.probe_ms[label] = round(1e3 * sorted(times)[len(times) // 2], 3)
+                if best is None or self.probe_ms[label] < self.probe_ms[best[1]]:
+                    best = (cand, label)
+        finally:
+            self.compiled = compiled
+        if best is None:
+            raise RuntimeError(f"no evaluation strategy runs this module: {self.probe_ms}")
+        return best[0]
+
+    def _time_once(self, fn, q, names) -> float:
+        sync = torch.cuda.synchronize if q.device.type == "cuda" else (lambda: None)
+        sync()
+        t0 = time.perf_counter()
+        with torch.enable_grad():
+            qg = q.detach().clone().requires_grad_(True)
+            vals, _ = self._evaluate(fn, qg, names)
+            torch.autograd.grad(sum(v.sum() for v in vals.values()), qg, allow_unused=True)
+        sync()
+        return time.perf_counter() - t0
+
+    def forward_fn(self, q: torch.Tensor, names: Sequence[str]):
+        """The chosen strategy's forward, probing first under auto (at the first evaluation)."""
+        if self._forward is None:
+            self.chosen = self._probe(q, names)
+            self._forward = self._make(*self.chosen)
+        return self._forward
+
+    def state_dict(self) -> dict:
+        """The strategy in use (a resume repeats it: strategies agree only to round-off)."""
+        if self.chosen is None:
+            return {}
+        return {"strategy": self.chosen[0], "chunk": self.chosen[1] or 0, "probe": self.probe_note()}
+
+    def load_state_dict(self, sd: dict) -> None:
+        """Use the recorded strategy; a checkpoint without one (written before strategies existed)
+        ran ``batched`` when the module has it, else ``vmap``."""
+        name = sd.get("strategy", "batched" if self.has_batched() else "vmap")
+        chunk, probe = sd.get("chunk", 0), sd.get("probe", "")
+        if (name not in STRATEGIES[1:] or isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 0
+                or not isinstance(probe, str)):
+            raise ValueError(f"system state: strategy {name!r:.40} chunk {chunk!r:.20} is not one of "
+                             f"{', '.join(STRATEGIES[1:])} with a chunk >= 0")
+        if self.strategy != "auto" and (self.strategy, self.chunk or 0) != (name, chunk):
+            raise ValueError(f"strategy: the checkpoint ran {name!r}; resume with 'auto' or {name!r}, since "
+                             f"strategies agree only to round-off (got {self.strategy!r})")
+        if name == "batched" and not self.has_batched():
+            raise ValueError("system state: the checkpoint ran 'batched' but this module has no forward_batched")
+        self.chosen = (name, chunk or None)
+        self._forward = self._make(*self.chosen)
+        self._probe_note = probe
+
+    def probe_note(self) -> str:
+        """The auto probe's median times per candidate (ms), as recorded."""
+        if self.probe_ms:
+            return "; ".join(f"{k} {v}" for k, v in self.probe_ms.items())
+        return getattr(self, "_probe_note", "")
+
+    def run_attrs(self) -> dict:
+        if self.chosen is None:
+            return {}
+        name = self.chosen[0] if self.chosen[1] is None else f"{self.chosen[0]}:{self.chosen[1]}"
+        out = {"nn_strategy": name + (" (compiled)" if self.compiled else "")}
+        if self.probe_note():
+            out["nn_strategy_probe_ms"] = self.probe_note()
+        return out
+
     # ------------------------------------------------------------ evaluation
-    def logits(self, q: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """[W, N, C] logits of every walker on inputs ``x`` (in ``dtype``, whatever the precision)."""
+    def _outputs(self, fn, q: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if self.precision == "bf16":
             with torch.autocast(self.device.type, dtype=torch.bfloat16):
-                return self._batched(q, x).to(self.dtype)
+                return fn(q, x).to(self.dtype)
         if self.precision == "tf32" and self.device.type == "cuda":
             old = torch.backends.cuda.matmul.allow_tf32
             torch.backends.cuda.matmul.allow_tf32 = True
             try:
-                return self._batched(q, x)
+                return fn(q, x)
             finally:
                 torch.backends.cuda.matmul.allow_tf32 = old
-        return self._batched(q, x)
+        return fn(q, x)
+
+    def logits(self, q: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """[W, N, ...] outputs of every walker on inputs ``x`` (in ``dtype``, whatever the precision)."""
+        return self._outputs(self.forward_fn(q, ("log_train_loss",)), q, x)
+
+    def loss_per_walker(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The loss of each walker's outputs z [W, N, ...] on targets y: [W]."""
+        if self.loss == "cross_entropy":
+            return cross_entropy(z, y)
+        if self.loss == "mse":
+            return mean_squared_error(z, y)
+        if self._loss_batched is None:
+            try:
+                batched = vmap(self.loss, in_dims=(0, None))
+                batched(z[:1].detach(), y)
+                self._loss_batched = batched
+            except Exception:  # a loss vmap cannot batch: one call per walker
+                self._loss_batched = lambda zz, yy: torch.stack([self.loss(zz[w], yy) for w in range(zz.shape[0])])
+        out = self._loss_batched(z, y)
+        if tuple(out.shape) != (z.shape[0],):
+            raise ValueError(f"loss: the callable must return one number per call (got shape {list(out.shape[1:])})")
+        return out
 
     def energy(self, q):
-        z = self.logits(q, self.train[0])
-        return cross_entropy(z, self.train[1])
+        return self.loss_per_walker(self.logits(q, self.train[0]), self.train[1])
 
-    def evaluate(self, q: torch.Tensor, names: Sequence[str]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """The CVs ``names`` [W] each (differentiable in q) and the true test accuracy [W] (not)."""
-        out = {}
-        if "log_train_loss" in names:
-            out["log_train_loss"] = torch.log(cross_entropy(self.logits(q, self.train[0]), self.train[1]))
-        zt = self.logits(q, self.test[0])
-        yt = self.test[1]
-        if "smoothed_accuracy" in names:
-            out["smoothed_accuracy"] = smoothed_accuracy(zt, yt, self.sharpness)
-        if "log_test_loss" in names:
-            out["log_test_loss"] = torch.log(cross_entropy(zt, yt))
+    def _evaluate(self, fn, q, names):
+        out, z = {}, {}
+
+        def outputs(split):
+            if split not in z:
+                z[split] = self._outputs(fn, q, self.data[split][0])
+            return z[split]
+
+        for split, loss_cv, acc_cv in (("train", "log_train_loss", None), ("validation", "log_validation_loss",
+                                       "smoothed_validation_accuracy"), ("test", "log_test_loss", "smoothed_accuracy")):
+            y = self.data.get(split, (None, None))[1]
+            if loss_cv in names:
+                out[loss_cv] = torch.log(self.loss_per_walker(outputs(split), y))
+            if acc_cv in names or (split == "test" and "logit_smoothed_accuracy" in names):
+                a = smoothed_accuracy(outputs(split), y, self.sharpness)
+                if acc_cv in names:
+                    out[acc_cv] = a
+                if split == "test" and "logit_smoothed_accuracy" in names:
+                    out["logit_smoothed_accuracy"] = torch.log(a) - torch.log1p(-a)
         if "weight_norm" in names:
             out["weight_norm"] = q.norm(dim=1)
         with torch.no_grad():
-            acc = (zt.argmax(dim=-1) == yt).to(torch.float64).mean(dim=1)
-        return out, acc
+            zt, yt = outputs("test"), self.test[1]
+            obs = ((zt.argmax(dim=-1) == yt).to(torch.float64).mean(dim=1) if self.classification
+                   else self.loss_per_walker(zt, yt).to(torch.float64))
+        return out, obs
+
+    def evaluate(self, q: torch.Tensor, names: Sequence[str]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The CVs ``names`` [W] each (differentiable in q) and the test observable [W] (not): the
+        true test accuracy (classification) or the test loss."""
+        return self._evaluate(self.forward_fn(q, names), q, names)
+
+    @property
+    def observable(self) -> str:
+        """The name of the per-bin observable of :meth:`evaluate`."""
+        return "test_accuracy" if self.classification else "test_loss"
 
 
 def cross_entropy(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy per walker: z [W, N, C], y [N] → [W]."""
     logp = torch.log_softmax(z, dim=-1)
     return -logp.gather(-1, y.expand(z.shape[0], -1).unsqueeze(-1)).squeeze(-1).mean(dim=1)
+
+
+def mean_squared_error(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean of (z − y)² over examples and outputs per walker: z [W, N, ...], y [N, ...] → [W]
+    (a network with one output [W, N, 1] against targets [N] is compared as [W, N])."""
+    if z.ndim == y.ndim + 2 and z.shape[-1] == 1:
+        z = z.squeeze(-1)
+    if tuple(z.shape[1:]) != tuple(y.shape):
+        raise ValueError(f"loss 'mse': outputs {list(z.shape[1:])} per walker do not match targets {list(y.shape)}")
+    return (z - y).square().flatten(1).mean(dim=1)
 
 
 def smoothed_accuracy(z: torch.Tensor, y: torch.Tensor, k: float) -> torch.Tensor:
@@ -204,17 +443,20 @@ def smoothed_accuracy(z: torch.Tensor, y: torch.Tensor, k: float) -> torch.Tenso
 
 
 class ModuleCV(CV):
-    """One of the adapter's CVs (``CV_NAMES``); evaluate several together with :class:`ModuleCVSet`."""
+    """One of the adapter's CVs (``ALL_CVS``); evaluate several together with :class:`ModuleCVSet`."""
 
-    UNITS = {"log_train_loss": "1", "smoothed_accuracy": "1", "log_test_loss": "1", "weight_norm": "1"}
-    LONG = {"log_train_loss": "ln of the mean training cross-entropy", "smoothed_accuracy":
-            "smoothed test accuracy (sigmoid surrogate)", "log_test_loss": "ln of the mean test cross-entropy",
-            "weight_norm": "global L2 norm of the parameters"}
+    LONG = {"log_train_loss": "ln of the mean training loss", "smoothed_accuracy":
+            "smoothed test accuracy (sigmoid surrogate)", "log_test_loss": "ln of the mean test loss",
+            "weight_norm": "global L2 norm of the parameters",
+            "logit_smoothed_accuracy": "logit of the smoothed test accuracy",
+            "log_validation_loss": "ln of the mean validation loss",
+            "smoothed_validation_accuracy": "smoothed validation accuracy (sigmoid surrogate)"}
 
     def __init__(self, system: ModuleSystem, name: str):
-        if name not in CV_NAMES:
-            raise ValueError(f"name: must be one of {', '.join(CV_NAMES)} (got {name!r})")
-        super().__init__(name, self.UNITS[name], self.LONG[name])
+        if name not in ALL_CVS:
+            raise ValueError(f"name: must be one of {', '.join(ALL_CVS)} (got {name!r})")
+        system.check_cvs([name])
+        super().__init__(name, "1", self.LONG[name])
         self.system = system
 
     def value(self, q):
@@ -222,9 +464,10 @@ class ModuleCV(CV):
 
 
 class ModuleCVSet(CVSet):
-    """The adapter's CVs on one landscape, sharing one train and one test forward per evaluation.
+    """The adapter's CVs on one landscape, sharing one forward per data set per evaluation.
 
-    ``last_accuracy`` holds the true test accuracy [W] of the last evaluation (an observable).
+    ``last_accuracy`` holds the test observable [W] of the last evaluation (true test accuracy,
+    or test loss for a non-classification loss), recorded per bin under ``system.observable``.
     """
 
     def __init__(self, system: ModuleSystem, names: Sequence[str]):
@@ -233,7 +476,7 @@ class ModuleCVSet(CVSet):
         self.last_accuracy: torch.Tensor | None = None
 
     def observables(self):
-        return {} if self.last_accuracy is None else {"test_accuracy": self.last_accuracy}
+        return {} if self.last_accuracy is None else {self.system.observable: self.last_accuracy}
 
     def values(self, q):
         with torch.no_grad():

@@ -1,7 +1,11 @@
-"""A small MLP for modular arithmetic: one-hot(x) ⊕ one-hot(y) → ReLU(W_1 · + b_1) → W_2 · + b_2 (p logits).
+"""MLPs: one for modular arithmetic, one for vectors (tabular data, flattened images).
 
-Weights keep output neurons on their first axis ([hidden, 2p], [p, hidden]); init as
-torch's ``nn.Linear`` default (uniform ±1/√fan_in), from an explicit generator.
+``ModularMLP``: one-hot(x) ⊕ one-hot(y) → ReLU(W_1 · + b_1) → W_2 · + b_2 (p logits).
+``MLP``: x → ReLU(W_1 x + b_1) → … → W_L h + b_L, widths ``sizes = (in, h_1, …, out)``.
+
+Weights keep output neurons on their first axis ([out, in]); init as torch's ``nn.Linear``
+default (uniform ±1/√fan_in), from an explicit generator.  ``forward_batched`` evaluates W
+parameter sets with one ``baddbmm`` per layer (the adapter's ``batched`` strategy).
 """
 from __future__ import annotations
 
@@ -9,6 +13,38 @@ import math
 
 import torch
 from torch import nn
+
+
+def _uniform(shape, fan_in, generator, dtype):
+    b = 1.0 / math.sqrt(fan_in)
+    return nn.Parameter((torch.rand(*shape, generator=generator, dtype=dtype) * 2 - 1) * b)
+
+
+class MLP(nn.Module):
+    def __init__(self, sizes: tuple[int, ...], *, generator: torch.Generator | None = None, dtype=torch.float32):
+        super().__init__()
+        sizes = tuple(sizes)
+        if len(sizes) < 2 or any(isinstance(v, bool) or not isinstance(v, int) or v <= 0 for v in sizes):
+            raise ValueError(f"sizes: must be two or more positive integers (got {sizes!r})")
+        self.sizes = sizes
+        self.weights = nn.ParameterList([_uniform((o, i), i, generator, dtype) for i, o in zip(sizes, sizes[1:])])
+        self.biases = nn.ParameterList([_uniform((o,), i, generator, dtype) for i, o in zip(sizes, sizes[1:])])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.flatten(1)
+        for k, (w, b) in enumerate(zip(self.weights, self.biases)):
+            h = torch.addmm(b, h, w.T)
+            h = torch.relu(h) if k < len(self.weights) - 1 else h
+        return h
+
+    def forward_batched(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """Outputs [W, B, out] of W parameter sets (``params[name]`` is [W, *shape])."""
+        n = len(self.weights)
+        h = x.flatten(1).expand(params["weights.0"].shape[0], -1, -1)
+        for k in range(n):
+            h = torch.baddbmm(params[f"biases.{k}"][:, None], h, params[f"weights.{k}"].transpose(1, 2))
+            h = torch.relu(h) if k < n - 1 else h
+        return h
 
 
 class ModularMLP(nn.Module):

@@ -348,6 +348,7 @@ def _state_payload(job: Job, state: WLMDState, records: int) -> dict:
         "trajectory_records": records,
         "t_wl": float(job.wlmd.schedule.t_wl) if isinstance(job.wlmd.schedule, InverseTime) else 0.0,
         "threads": job.threads[0],
+        "system": job.system.state_dict(),
     }
 
 
@@ -362,6 +363,11 @@ def _restore(job: Job, ck: dict, rng: WalkerRNG, path, *, landscape: bool = True
                              device=job.device, dtype=job.dtype)
     except ValueError as e:
         raise FileError(path, f"checkpoint {e}") from None
+    try:
+        # a checkpoint written before systems kept a state: {} (the system's own default)
+        job.system.load_state_dict(ck.get("system", {}))
+    except (ValueError, TypeError, AttributeError) as e:
+        raise FileError(path, f"checkpoint entry 'system' does not fit this job ({e})") from None
     if landscape:
         try:
             job.integrator.load_state_dict(ck)
@@ -439,7 +445,7 @@ class _Results:
             attrs["temperatures"] = list(job.output.temperatures)
         attrs |= job.wlmd.method.params() | {"integrator_splitting": job.wlmd.splitting,
                                              "integrator_potential": int(job.wlmd.potential),
-                                             "torch_threads": job.threads[0]}
+                                             "torch_threads": job.threads[0]} | job.system.run_attrs()
         write_landscape(self.out / "landscape.nc", job.landscape, attrs=attrs,
                         entropy=job.wlmd.log_density_of_states())
 
@@ -604,7 +610,8 @@ def _run_local(job: Job, out: Path, outdir: OutputDirectory, ck: dict | None, *,
 
     flag, handlers = catch_signals()  # before the start line: a signal after it always ends with a checkpoint
     log((f"resuming at step {state.step} of {total} in {out}" if ck is not None
-         else f"starting {total} steps x {len(walkers)} walkers in {out}") + threads_note(job.threads))
+         else f"starting {total} steps x {len(walkers)} walkers in {out}") + threads_note(job.threads)
+        + "".join(f"; {k} {v}" for k, v in job.system.run_attrs().items()))
     task = _RunTask(job, state, res, write_all, out=out)
     code = drive(task, total=total, report=job.output.report_interval,
                  checkpoint=job.output.checkpoint_interval, progress=progress, log=log, flag=flag, handlers=handlers)

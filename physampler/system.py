@@ -52,6 +52,20 @@ class System(abc.ABC):
                 f"for {type(self).__name__} (got {list(q.shape)})"
             )
 
+    def state_dict(self) -> dict:
+        """Choices the system made while running that a resume must repeat to stay bit for bit
+        (plain values; default none).  The job checkpoint stores it under ``system``."""
+        return {}
+
+    def load_state_dict(self, sd: dict) -> None:
+        """Load :meth:`state_dict`; a system without such choices accepts only an empty one."""
+        if sd:
+            raise ValueError(f"system state: {type(self).__name__} keeps none (got entries {sorted(sd)})")
+
+    def run_attrs(self) -> dict:
+        """Output attributes describing those choices (name → str or number); default none."""
+        return {}
+
     def degrees_of_freedom(self) -> int:
         n = 1
         for s in self.shape:

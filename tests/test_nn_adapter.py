@@ -230,3 +230,160 @@ def test_compiled_forward_gives_the_eager_cvs_and_gradients(device):
     assert float((g_e - g_c).abs().max()) <= 1e-3 * float(g_e.abs().max())
     with pytest.raises(ValueError, match="compile: must be true or false"):
         ModuleSystem(net, *task.split(), compile="yes")
+
+
+# ---------------------------------------------------------------- strategies, losses, models (issue 16)
+def _huber(z, y):
+    return torch.nn.functional.huber_loss(z.squeeze(-1), y)
+
+
+def _cases():
+    """(id, module, train, test, loss, reference loss of one walker's plain outputs, CV names)."""
+    from physampler.models.cnn import SmallCNN
+    from physampler.models.mlp import MLP
+    from physampler.models.tasks import DataTask
+
+    F = torch.nn.functional
+    g = torch.Generator().manual_seed
+    ce = lambda z, y: F.cross_entropy(z, y)  # noqa: E731
+    cls = ["log_train_loss", "smoothed_accuracy", "logit_smoothed_accuracy", "log_validation_loss",
+           "smoothed_validation_accuracy", "log_test_loss", "weight_norm"]
+    reg = ["log_train_loss", "log_validation_loss", "log_test_loss", "weight_norm"]
+    mod = ModularTask("x2+y", 11, split_seed=1).split()  # 60 train pairs > 3·12: the transformer's table path
+    digits = DataTask("digits", examples=80).split(dtype=torch.float64)
+    diabetes = DataTask("diabetes", examples=60).split(dtype=torch.float64)
+    plain = torch.nn.Sequential(torch.nn.Linear(10, 6), torch.nn.Tanh(), torch.nn.Linear(6, 1)).double()
+    return [("transformer", transformer(11), *mod, "cross_entropy", ce, cls),
+            ("modular_mlp", mlp(11), *mod, "cross_entropy", ce, cls),
+            ("cnn", SmallCNN(8, 10, (2, 3), generator=g(4), dtype=torch.float64), *digits, "cross_entropy", ce, cls),
+            ("mlp_mse", MLP((10, 8, 1), generator=g(5), dtype=torch.float64), *diabetes, "mse",
+             lambda z, y: F.mse_loss(z.squeeze(-1), y), reg),
+            ("sequential_callable", plain, *diabetes, _huber, _huber, reg)]
+
+
+CASES = _cases()
+
+
+@pytest.mark.parametrize("strategy", ["batched", "vmap", "chunked", "loop"])
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_every_strategy_gives_each_walkers_plain_module_cvs_and_gradients(case, strategy):
+    """Every evaluation strategy, on every model and loss of the adapter, equals one plain module
+    forward + backward per walker (``load_into``, torch.nn.functional losses) to 1e-10 relative
+    in float64 (same operations, other reduction layouts).  Chunks of 3 over 4 walkers leave an
+    uneven last chunk.  Control: walker w's numbers are not walker w+1's."""
+    name, module, train, test, loss, ref_loss, names = case
+    if strategy == "batched" and not callable(getattr(module, "forward_batched", None)):
+        with pytest.raises(ValueError, match="strategy: 'batched' needs"):
+            ModuleSystem(module, train, test, loss=loss, dtype=torch.float64, strategy=strategy)
+        return
+    system = ModuleSystem(module, train, test, loss=loss, validation=0.25, validation_seed=2, sharpness=5.5,
+                          dtype=torch.float64, strategy=strategy, chunk=3 if strategy == "chunked" else None)
+    gen = torch.Generator().manual_seed(3)
+    q = system.initial_positions(4) + 0.2 * torch.randn(4, system.shape[0], generator=gen, dtype=torch.float64)
+    cvs = ModuleCVSet(system, names)
+    xi, vjp = cvs.value_and_vjp(q)
+    coeff = torch.randn(4, len(names), generator=gen, dtype=torch.float64)
+    grad = vjp(coeff)
+    refs = []
+    for w in range(4):
+        net = system.load_into(q[w])
+        net.zero_grad()
+        fwd = getattr(net, "forward_full", net)  # the transformer's plain all-positions forward
+        z = {s: fwd(system.data[s][0]) for s in ("train", "validation", "test")}
+        y = {s: system.data[s][1] for s in z}
+        r = {"log_train_loss": torch.log(ref_loss(z["train"], y["train"])),
+             "log_validation_loss": torch.log(ref_loss(z["validation"], y["validation"])),
+             "log_test_loss": torch.log(ref_loss(z["test"], y["test"])),
+             "weight_norm": torch.cat([p.reshape(-1) for p in net.parameters()]).norm()}
+        if system.classification:
+            a = smoothed_accuracy(z["test"][None], y["test"], 5.5)[0]
+            r |= {"smoothed_accuracy": a, "logit_smoothed_accuracy": torch.log(a / (1 - a)),
+                  "smoothed_validation_accuracy": smoothed_accuracy(z["validation"][None], y["validation"], 5.5)[0]}
+            assert float(cvs.last_accuracy[w]) == float((z["test"].argmax(-1) == y["test"]).double().mean())
+        else:
+            assert float(cvs.last_accuracy[w]) == pytest.approx(float(ref_loss(z["test"], y["test"]).detach()), rel=1e-10)
+        ref = [r[n] for n in names]
+        refs.append(torch.stack([t.detach() for t in ref]))
+        assert torch.allclose(xi[w], refs[-1], rtol=1e-10, atol=0), (name, strategy, w)
+        sum(c * t for c, t in zip(coeff[w], ref)).backward()
+        gw = torch.cat([dict(net.named_parameters())[n].grad.reshape(-1) for n in system.names])
+        assert float((gw - grad[w]).abs().max()) <= 1e-10 * float(gw.abs().max())
+    for w in range(3):  # control
+        assert not torch.allclose(xi[w], refs[w + 1], rtol=1e-6, atol=0)
+    assert torch.equal(cvs.values(q), xi)
+    xi1, _ = cvs.value_and_vjp(q[2:3])  # one walker alone
+    assert torch.allclose(xi1[0], xi[2], rtol=1e-12, atol=0)
+
+
+def test_auto_probes_every_strategy_records_it_and_a_resume_repeats_it():
+    """auto times every candidate at the first evaluation and keeps the fastest; the choice and
+    the probe's times are in the run attributes and the state; a new system loading that state
+    uses the same strategy, without a probe; one asking for another strategy is refused; a state
+    written before strategies existed means batched (the old path) when the module has it.  A
+    module vmap cannot batch (a data-dependent Python branch) drops that candidate.
+    Control: a state naming an unknown strategy is refused."""
+    task = ModularTask("x+y", 5)
+    system = ModuleSystem(mlp(5), *task.split(), dtype=torch.float64)
+    q = system.initial_positions(6)
+    assert system.state_dict() == {} and system.run_attrs() == {}
+    xi, _ = ModuleCVSet(system, ["log_train_loss"]).value_and_vjp(q)
+    assert set(system.probe_ms) == {"batched", "vmap", "chunked:4", "loop"}
+    fastest = min(system.probe_ms, key=system.probe_ms.get)
+    sd = system.state_dict()
+    assert fastest == (sd["strategy"] if not sd["chunk"] else f"{sd['strategy']}:{sd['chunk']}")
+    assert system.run_attrs()["nn_strategy"] == fastest and "loop" in system.run_attrs()["nn_strategy_probe_ms"]
+    again = ModuleSystem(mlp(5), *task.split(), dtype=torch.float64)
+    again.load_state_dict(sd)
+    assert again.chosen == system.chosen and again.run_attrs() == system.run_attrs()
+    assert torch.equal(ModuleCVSet(again, ["log_train_loss"]).values(q), xi) and again.probe_ms == {}
+    other = "loop" if sd["strategy"] != "loop" else "vmap"
+    with pytest.raises(ValueError, match=f"strategy: the checkpoint ran '{sd['strategy']}'"):
+        ModuleSystem(mlp(5), *task.split(), dtype=torch.float64, strategy=other).load_state_dict(sd)
+    old = ModuleSystem(mlp(5), *task.split(), dtype=torch.float64)
+    old.load_state_dict({})
+    assert old.chosen == ("batched", None)
+    with pytest.raises(ValueError, match="system state"):
+        old.load_state_dict({"strategy": "fast"})
+
+    class Branchy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 2).double()
+
+        def forward(self, x):
+            z = self.lin(x)
+            return z if float(z.sum()) > -1e9 else -z  # a host read: vmap cannot batch it
+
+    x = torch.randn(10, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    data = (x, (x[:, 0] > 0).long())
+    branchy = ModuleSystem(Branchy(), data, data, dtype=torch.float64)
+    ModuleCVSet(branchy, ["log_train_loss"]).values(branchy.initial_positions(2))
+    assert str(branchy.probe_ms["vmap"]).startswith("failed") and branchy.chosen == ("loop", None)
+
+
+def test_regression_and_validation_inputs_are_checked():
+    """ln MSE needs float targets, the accuracy CVs a classification loss, validation CVs a split;
+    the carved validation set and the rest partition the training set.  Control: a valid
+    classification set-up is accepted."""
+    from physampler.models.mlp import MLP
+    from physampler.models.tasks import DataTask
+
+    train, test = DataTask("diabetes", examples=40).split(dtype=torch.float64)
+    net = MLP((10, 4, 1), dtype=torch.float64)
+    with pytest.raises(ValueError, match="loss 'mse' needs float targets"):
+        ModuleSystem(net, (train[0], train[1].long()), test, loss="mse")
+    with pytest.raises(ValueError, match="loss: must be one of cross_entropy, mse or a callable"):
+        ModuleSystem(net, train, test, loss="l1")
+    reg = ModuleSystem(net, train, test, loss="mse", dtype=torch.float64, validation=0.25)
+    with pytest.raises(ValueError, match="'smoothed_accuracy' needs a classification loss"):
+        ModuleCVSet(reg, ["log_train_loss", "smoothed_accuracy"])
+    with pytest.raises(ValueError, match="needs a validation split"):
+        ModuleCVSet(ModuleSystem(net, train, test, loss="mse"), ["log_validation_loss"])
+    with pytest.raises(ValueError, match="leaves an empty"):
+        ModuleSystem(net, train, test, loss="mse", validation=0.01)
+    tr, va = reg.data["train"][0], reg.data["validation"][0]
+    assert len(tr) + len(va) == len(train[0]) == 20 and len(va) == 5
+    rows = {tuple(r.tolist()) for r in torch.cat([tr, va])}
+    assert rows == {tuple(r.tolist()) for r in train[0]}
+    task = ModularTask("x+y", 5)
+    ModuleCVSet(ModuleSystem(mlp(5), *task.split(), dtype=torch.float64), ["smoothed_accuracy"])  # control
