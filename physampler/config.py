@@ -111,7 +111,7 @@ _RUN_SECTIONS: dict[str, dict[str, Key]] = {
     },
     "integrator": {
         "kind": Key("str", "wlmd", "the integrator", choices=("wlmd",)),
-        "engine": Key("str", "auto", "compiled: numba block loop (lj_cluster, one energy CV, CPU); auto picks it "
+        "engine": Key("str", "auto", "compiled: numba block loop (lj_cluster or harmonic, one energy CV, CPU); auto picks it "
                       "when it applies", choices=ENGINES),
         "dt": Key("float", REQUIRED, "time step", "> 0", _pos),
         "c_f": Key("float", 0.01, "thermostat coefficient c_f per step", "[0, 1]", _unit),

@@ -11,6 +11,9 @@ PHYSICAL_DEFAULT = {"wang_landau": False, "well_tempered_metadynamics": True, "s
 #: the methods the compiled block loop implements (a static bias is its loop with f = 0)
 COMPILED_METHODS = ("wang_landau", "static")
 
+#: the system kinds the compiled block loop implements (physampler.systems.lj_kernels)
+COMPILED_SYSTEMS = ("lj_cluster", "harmonic")
+
 #: the splittings the compiled block loop implements (physampler.systems.lj_kernels.wlmd_cluster_block)
 COMPILED_SPLITTINGS = ("ktd", "baoab")
 
@@ -18,8 +21,8 @@ COMPILED_SPLITTINGS = ("ktd", "baoab")
 def compiled_obstacle(*, system: str, cvs: list[str], device: str, dtype: str, splitting: str, method: str,
                       potential: bool) -> str | None:
     """None when the compiled engine applies, else the first setting it would need, worded as config keys."""
-    if system != "lj_cluster":
-        return "system.kind = 'lj_cluster'"
+    if system not in COMPILED_SYSTEMS:
+        return "system.kind among " + ", ".join(map(repr, COMPILED_SYSTEMS))
     if list(cvs) != ["energy"]:
         return "cvs.names = ['energy']"
     if device != "cpu" or dtype != "float64":

@@ -103,17 +103,27 @@ def harmonic_setup(n: int, *, walkers: int, seed: int, steps: int, device="cpu",
     return integ, integ.init(q0, rng)
 
 
-def run_harmonic(n: int, *, steps: int | None = None, walkers: int = 256, seed: int = 2026, device="cpu") -> HarmonicResult:
-    """Validation run of the N-dim well (steps: default the case's own)."""
+def run_harmonic(n: int, *, steps: int | None = None, walkers: int = 256, seed: int = 2026, device="cpu",
+                 engine: str = "auto") -> HarmonicResult:
+    """Validation run of the N-dim well (steps: default the case's own).  ``engine``: ``torch``
+    (the generic step), ``compiled`` (the numba block loop, which follows it to round-off:
+    tests/test_validation.py) or ``auto`` (compiled on the CPU)."""
+    from .integrators.compiled import CompiledWLMD
+
     case = HARMONIC_CASES[n]
     steps = case.steps if steps is None else steps
+    if engine not in ("auto", "torch", "compiled"):
+        raise ValueError(f"engine: must be auto, torch or compiled (got {engine!r})")
     t0 = time.perf_counter()
     integ, state = harmonic_setup(n, walkers=walkers, seed=seed, steps=steps, device=device)
     land = integ.landscape
-    for i in range(steps):
-        if i == steps // 2:
-            land.reset_histogram()  # production histogram: second half
-        state, _ = integ.step(state)
+    if engine == "compiled" or (engine == "auto" and torch.device(device).type == "cpu"):
+        integ = CompiledWLMD(integ)
+    half = steps // 2
+    if half:
+        state = integ.run(state, half)[0]
+    land.reset_histogram()  # production histogram: second half
+    state = integ.run(state, steps - half)[0]
     wall = time.perf_counter() - t0
     u = land.grid.axes[0].centres().numpy()
     s = land.S.detach().cpu().numpy()

@@ -103,7 +103,9 @@ BAD = [
     ("dtype", edit("run.dtype", '"float16"'), "run.dtype"),
     ("sigma zero", edit("landscape.sigma", "0.0"), "landscape.sigma"),
     ("three_stage needs t_rise", edit("schedule.kind", '"three_stage"'), "schedule.t_rise"),
-    ("compiled needs a cluster", edit("integrator.engine", '"compiled"'), "integrator.engine"),
+    # the compiled engine runs lj_cluster and harmonic wells on ktd or baoab only
+    ("compiled needs its splittings", edit("integrator.engine", '"compiled"').replace("dt = 0.05", 'dt = 0.05\nsplitting = "obabo"'),
+     "integrator.engine"),
     ("bool", edit("output.plot", '"yes"'), "output.plot"),
     ("float for int", edit("run.seed", "1.5"), "run.seed"),
     ("section not a table", GOOD.replace("[run]\nsteps = 200\nwalkers = 2\n", "") + "\nrun = 5\n", "run"),

@@ -28,6 +28,7 @@ from ..biases import LinearWall, QuadraticWall
 from ..cvs import PotentialEnergy
 from ..faults import NumericalFault, OutOfGridError
 from ..systems import lj_kernels as K
+from ..systems.harmonic import HarmonicWell
 from ..systems.lennard_jones import LJBulk, LJCluster
 from .md import BAOAB, MDState
 from ..rules import compiled_obstacle
@@ -68,12 +69,21 @@ def _raise_fault(status, info, state, cv_out, landscape):
     raise NumericalFault(f"step {t}, walker {gw}: non-finite {what}", step=t, walker=gw)
 
 
+#: systems the block loop implements: class → the name the rule (physampler.rules) knows it by
+COMPILED_SYSTEMS = {LJCluster: "lj_cluster", HarmonicWell: "harmonic"}
+#: steps per kernel call when the caller may ask to stop (``run(stop=...)``): the stop request
+#: is honoured within this many steps; blocks compose exactly, so the cut changes nothing
+STOP_BLOCK = 2000
+
+
 class CompiledWLMD:
-    """WLMD on an :class:`LJCluster` with ξ = its potential energy, in compiled blocks.
+    """WLMD on an :class:`LJCluster` or a :class:`HarmonicWell` with ξ = its potential energy,
+    in compiled blocks.
 
     Parameters
     ----------
-    wlmd : a Wang–Landau :class:`BiasedMD` (e.g. :class:`WLMD`) whose system is an LJCluster, whose single CV is that
+    wlmd : a Wang–Landau :class:`BiasedMD` (e.g. :class:`WLMD`) whose system is an LJCluster or
+        a HarmonicWell, whose single CV is that
         system's :class:`PotentialEnergy`, on a 1-D CPU landscape, with walls
         (:class:`QuadraticWall`/:class:`LinearWall`) as the only biases and no
         constraints (the confining sphere is part of the cluster's energy).
@@ -85,7 +95,7 @@ class CompiledWLMD:
         sysm = wlmd.system
         cvs = list(wlmd.cvs)
         energy = len(cvs) == 1 and isinstance(cvs[0], PotentialEnergy) and cvs[0].system is sysm
-        why = compiled_obstacle(system="lj_cluster" if isinstance(sysm, LJCluster) else type(sysm).__name__,
+        why = compiled_obstacle(system=COMPILED_SYSTEMS.get(type(sysm), type(sysm).__name__),
                                 cvs=["energy"] if energy else [c.name + "*" for c in cvs], device=wlmd.landscape.device.type,
                                 dtype="float64", splitting=wlmd.splitting, method=wlmd.method.kind,
                                 potential=wlmd.potential)
@@ -98,7 +108,7 @@ class CompiledWLMD:
         for b in wlmd.biases:
             if type(b) not in (QuadraticWall, LinearWall) or b.axis != 0:
                 raise ValueError(f"wlmd.biases: compiled WLMD supports walls on U only (got {type(b).__name__})")
-        if float(torch.as_tensor(sysm.masses)) != 1.0:
+        if not bool((torch.as_tensor(sysm.masses) == 1.0).all()):
             raise ValueError("system.masses: compiled WLMD assumes unit masses (reduced LJ units)")
         self.wlmd = wlmd
         self.system = sysm
@@ -135,48 +145,62 @@ class CompiledWLMD:
         return new, WLMDInfo(cv=new.cv, f_wl=float(info.f_wl[0]), in_range=self.landscape.grid.in_range(new.cv))
 
     def run(self, state: WLMDState, steps: int, *, stop=None) -> tuple[WLMDState, BlockInfo]:
-        """Advance ``steps`` WLMD steps; the landscape is updated in place (``stop`` is not asked: a
-        block of one report interval takes milliseconds and always completes).  With ``observe`` CVs
-        the block is cut at every multiple of ``observe_every`` and they are recorded there, on
-        the positions and CV of that step, as the torch engine's F operator does."""
+        """Advance ``steps`` WLMD steps, or fewer once ``stop()`` is true (asked every
+        ``STOP_BLOCK`` steps); the landscape is updated in place.  With ``observe`` CVs the block
+        is cut at every multiple of ``observe_every`` and they are recorded there, on the
+        positions and CV of that step, as the torch engine's F operator does."""
         steps = _checks.positive_int("steps", steps)
         w = self.wlmd
-        if not w.observe:
-            return self._block(state, steps)
         parts = []
         end = state.step + steps
         while state.step < end:
-            state, info = self._block(state, min(end, (state.step // w.observe_every + 1) * w.observe_every) - state.step)
-            if state.step % w.observe_every == 0:
+            cut = end if stop is None else min(end, state.step + STOP_BLOCK)
+            if w.observe:
+                cut = min(cut, (state.step // w.observe_every + 1) * w.observe_every)
+            state, info = self._block(state, cut - state.step)
+            if w.observe and state.step % w.observe_every == 0:
                 w.record_observed(state.positions, state.cv, self.landscape.grid.in_range(state.cv))
             parts.append(info)
+            if stop is not None and stop():
+                break
+        if len(parts) == 1:
+            return state, parts[0]
         return state, BlockInfo(cv=torch.cat([p.cv for p in parts]), f_wl=np.concatenate([p.f_wl for p in parts]))
 
     def _block(self, state: WLMDState, steps: int) -> tuple[WLMDState, BlockInfo]:
         w = self.wlmd
         x, v, a, cv = _arrays(state, "positions", "velocities", "accel", "cv")
+        shape = x.shape
+        if x.ndim == 2:  # a harmonic well's [W, N]: the kernel's [W, n, d] with d = 1
+            x, v, a = (t.reshape(t.shape[0], t.shape[1], 1) for t in (x, v, a))
         cv = cv[:, 0].copy()
-        noise = state.rng.normal_steps(steps, x.shape[1:], dtype=torch.float64).numpy()
+        noise = state.rng.normal_steps(steps, shape[1:], dtype=torch.float64).numpy().reshape(
+            x.shape[0], steps, *x.shape[1:])
         # a static bias is the same loop with nothing deposited (S += 0·K leaves S bitwise unchanged)
         fvals = np.zeros(steps) if self.schedule is None else self.schedule.values(state.step + 1, steps)
         S = self.landscape.S.numpy()
         H = self.landscape.H.numpy()
         cv_out = np.empty((steps, x.shape[0]))
         info = np.zeros(2, dtype=np.int64)
-        conv = self.system.convention
         lo, hi, width = self._grid
+        if isinstance(self.system, HarmonicWell):
+            kind, lj, stiffness = K.HARMONIC, (0.0, 0.0, 0.0, 0.0, False), _cpu_f64(self.system.stiffness, "stiffness")
+        else:
+            c = self.system.convention
+            kind, stiffness = K.LJ_CLUSTER, np.zeros(1)
+            lj = (c.rc2, c.shift, self.system.radius, self.system.wall_stiffness, self.system.sphere_centre == "com")
         status = K.wlmd_cluster_block(
-            x, v, a, cv, S, H, noise, fvals, conv.rc2, conv.shift, self.system.radius, self.system.wall_stiffness,
-            self.system.sphere_centre == "com",
+            x, v, a, cv, S, H, noise, fvals, *lj,
             lo, hi, width, float(self.landscape.sigma[0]), self.landscape.cutoff, self.landscape.edge == "reflect",
             self.landscape.out_of_range == "raise", self._edge_beta, *self._bias,
-            w.dt, w.c_f, w.kT, float(w.walkers_total or x.shape[0]), w.splitting == "baoab", cv_out, info,
+            w.dt, w.c_f, w.kT, float(w.walkers_total or x.shape[0]), w.splitting == "baoab", cv_out, info, kind,
+            stiffness,
         )
         if status != K.OK:
             _raise_fault(status, info, state, cv_out, self.landscape)
         cvt = torch.from_numpy(cv)[:, None]
-        new = replace(state, positions=torch.from_numpy(x), velocities=torch.from_numpy(v), accel=torch.from_numpy(a),
-                      cv=cvt, step=state.step + steps)
+        x, v, a = (torch.from_numpy(t.reshape(shape)) for t in (x, v, a))
+        new = replace(state, positions=x, velocities=v, accel=a, cv=cvt, step=state.step + steps)
         return new, BlockInfo(cv=torch.from_numpy(cv_out)[:, :, None], f_wl=fvals)
 
 

@@ -1,4 +1,4 @@
-"""Compiled (numba) CPU kernels for Lennard-Jones systems.
+"""Compiled (numba) CPU kernels for Lennard-Jones systems and harmonic wells.
 
 The physics is that of :mod:`physampler.systems.lennard_jones` (pair term,
 cutoff conventions, soft confining sphere, minimum image) with the operation
@@ -9,10 +9,13 @@ order of the torch path, so energies and forces agree to round-off (tested to
 * :func:`build_neighbours` / :func:`bulk_energy_forces` — Verlet neighbour list
   for a cubic periodic box, built with a cell list when the box holds ≥ 3 cells
   of edge r_list per side (all pairs otherwise);
+* :func:`harmonic_energy_forces` — U = ½ Σ k_i x_i², F = −k x (the
+  :class:`~physampler.systems.HarmonicWell` of the validation, docs/science.md §13);
 * :func:`wlmd_cluster_block` — a block of Wang–Landau MD steps (kick,
   thermostat, drift, energy/forces, range check, deposit, WL force) for W walkers
-  sharing one 1-D landscape S(U), identical step by step to
-  :class:`physampler.integrators.WLMD` (see its docstring for the equations);
+  sharing one 1-D landscape S(U), of an LJ cluster or a harmonic well (``energy_kind``),
+  identical step by step to :class:`physampler.integrators.WLMD` (see its docstring for
+  the equations);
 * :func:`baoab_bulk_block` — a block of BAOAB Langevin steps for periodic LJ,
   identical step by step to :class:`physampler.integrators.BAOAB`.
 
@@ -29,6 +32,8 @@ import numba as nb
 import numpy as np
 
 OK, NONFINITE_CV, OUT_OF_GRID, NONFINITE_FORCE, NEIGHBOUR_OVERFLOW = 0, 1, 2, 3, 4
+#: ``energy_kind`` of :func:`wlmd_cluster_block`
+LJ_CLUSTER, HARMONIC = 0, 1
 
 _jit = nb.njit(cache=True, fastmath=False, nogil=True)
 
@@ -198,6 +203,19 @@ def _max_displacement2(x, x_ref, box):
     return m
 
 
+@_jit
+def harmonic_energy_forces(x, k, f):
+    """U = ½ Σ_i k_i x_i² and f = −k·x of one walker, x and f [n, d], k [n·d] (row-major)."""
+    n, d = x.shape[0], x.shape[1]
+    u = 0.0
+    for i in range(n):
+        for j in range(d):
+            kk = k[i * d + j]
+            u += kk * x[i, j] * x[i, j]
+            f[i, j] = -(kk * x[i, j])
+    return 0.5 * u
+
+
 # ------------------------------------------------------------------ landscape
 @_jit
 def _landscape_gradient(S, xi, lower, width, nb_):
@@ -263,23 +281,26 @@ def _wall_gradient(xi, at, strength, sign, kind):
 def wlmd_cluster_block(x, v, a, cv, S, H, noise, fvals, rc2, shift, radius, k_wall, com,
                        lower, upper, width, sigma, cutoff, reflect, raise_oor, edge_beta,
                        bias_at, bias_strength, bias_sign, bias_kind,
-                       dt, c_f, kT, walkers_total, baoab, cv_out, info):
-    """Run ``len(fvals)`` WLMD steps on clusters; ξ = U.  State arrays are updated in place.
+                       dt, c_f, kT, walkers_total, baoab, cv_out, info, energy_kind, stiffness):
+    """Run ``len(fvals)`` WLMD steps on clusters or harmonic wells; ξ = U.  State arrays are
+    updated in place.
 
     The splitting is ktd (B O A F) or, with ``baoab``, B½ A½ O A½ F B½, in the operations and
     order of :class:`physampler.integrators.BiasedMD`.
 
-    x, v, a : [W, n, 3] positions, velocities, accelerations; cv : [W] current U.
+    x, v, a : [W, n, d] positions, velocities, accelerations (clusters: d = 3; a harmonic well's
+    [W, N] positions as [W, N, 1]); cv : [W] current U.  energy_kind : LJ_CLUSTER (rc2 … com
+    apply) or HARMONIC (``stiffness`` [n·d] applies).
     S, H : [bins] landscape and histogram (shared).  noise : [W, steps, n, 3].
     fvals : f_WL of each step.  com : the sphere is centred on the centre of mass.  edge_beta : β of the edge walls (0 under 'raise').
     bias_* : extra walls on U (kind 0 quadratic, 1 linear; sign +1 upper, −1 lower).
     cv_out : [steps, W] U after each step.  info : int64 [2], set to (step index, walker)
     of a fault.  Returns a status code (OK or the fault).
     """
-    W, n = x.shape[0], x.shape[1]
+    W, n, dims = x.shape[0], x.shape[1], x.shape[2]
     nsteps = fvals.shape[0]
     nb_ = S.shape[0]
-    f = np.empty((W, n, 3))
+    f = np.empty((W, n, dims))
     kw = np.empty(2 * int(math.ceil(cutoff * sigma)) + 1)
     inside = np.empty(W, dtype=np.bool_)
     sig_v = math.sqrt(c_f * (2.0 - c_f) * kT * 1.0) if c_f != 0.0 else 0.0
@@ -288,7 +309,7 @@ def wlmd_cluster_block(x, v, a, cv, S, H, noise, fvals, rc2, shift, radius, k_wa
     for s in range(nsteps):
         for w in range(W):
             for i in range(n):
-                for k in range(3):
+                for k in range(dims):
                     if baoab:
                         vv = v[w, i, k] + a[w, i, k] * hdt
                         xx = x[w, i, k] + vv * hdt
@@ -301,7 +322,10 @@ def wlmd_cluster_block(x, v, a, cv, S, H, noise, fvals, rc2, shift, radius, k_wa
                             vv = damp * vv + sig_v * noise[w, s, i, k]
                         x[w, i, k] = x[w, i, k] + vv * dt
                     v[w, i, k] = vv
-            u = cluster_energy_forces(x[w], rc2, shift, radius, k_wall, com, f[w])
+            if energy_kind == HARMONIC:
+                u = harmonic_energy_forces(x[w], stiffness, f[w])
+            else:
+                u = cluster_energy_forces(x[w], rc2, shift, radius, k_wall, com, f[w])
             cv[w] = u
             cv_out[s, w] = u
         for w in range(W):
@@ -337,7 +361,7 @@ def wlmd_cluster_block(x, v, a, cv, S, H, noise, fvals, rc2, shift, radius, k_wa
                     b = b + _wall_gradient(cv[w], bias_at[m], bias_strength[m], bias_sign[m], bias_kind[m])
                 g = g + b
             for i in range(n):
-                for k in range(3):
+                for k in range(dims):
                     aa = (g * (-f[w, i, k])) * (-kT)
                     a[w, i, k] = aa
                     if baoab:
