@@ -31,3 +31,53 @@ def check_finite(name: str, t: torch.Tensor, step: int, walkers=None) -> None:
     if w is not None:
         gw = walkers[w] if walkers is not None else w
         raise NumericalFault(f"step {step}, walker {gw}: non-finite {name}", step=step, walker=gw)
+
+
+#: fault kinds of :class:`FaultLog`, in the order one step checks them
+CV_FAULT, RANGE_FAULT, FORCE_FAULT = 1, 2, 3
+_WHAT = {CV_FAULT: "CV", FORCE_FAULT: "force"}
+
+
+class FaultLog:
+    """Each walker's first numerical fault, accumulated on the device (no host sync).
+
+    A step records its CV, range and force checks as masks (:meth:`record`); :meth:`raise_first`
+    reads them back once — at the end of a block of steps — and raises the exception the
+    step-by-step checks would have raised: the earliest step, in the order CV, range, force
+    within a step, and the lowest walker.  ``step`` [W] is −1 until walker w faults; ``value``
+    [W, K] holds its CVs at that step (for the out-of-grid message).
+    """
+
+    def __init__(self, walkers: int, cvs: int, device):
+        self.step = torch.full((walkers,), -1, dtype=torch.int64, device=device)
+        self.kind = torch.zeros(walkers, dtype=torch.int64, device=device)
+        self.value = torch.zeros((walkers, cvs), dtype=torch.float64, device=device)
+
+    def record(self, kind: int, bad: torch.Tensor, step: int, xi: torch.Tensor) -> None:
+        """Note ``bad`` [W] walkers at ``step`` (those with an earlier fault keep theirs)."""
+        new = bad & (self.step < 0)
+        self.step.masked_fill_(new, step)
+        self.kind.masked_fill_(new, kind)
+        self.value = torch.where(new[:, None], xi.detach().to(torch.float64), self.value)
+
+    def raise_first(self, walkers=None, grid=None) -> None:
+        """Raise the first recorded fault (one host sync); nothing when there is none.
+        ``walkers``: the global index of each walker; ``grid``: for the out-of-grid message."""
+        hit = self.step >= 0
+        if not bool(hit.any()):
+            return
+        key = torch.where(hit, self.step * 4 + self.kind, torch.iinfo(torch.int64).max)
+        w = int(torch.argmin(key))  # argmin returns the first index of the minimum: the lowest walker
+        step, kind = int(self.step[w]), int(self.kind[w])
+        gw = walkers[w] if walkers is not None else w
+        if kind == RANGE_FAULT:
+            raise out_of_grid(grid, self.value[w], step, gw)
+        raise NumericalFault(f"step {step}, walker {gw}: non-finite {_WHAT[kind]}", step=step, walker=gw)
+
+
+def out_of_grid(grid, xi_w: torch.Tensor, step: int, walker: int) -> OutOfGridError:
+    """The :class:`OutOfGridError` of walker ``walker`` whose CVs ``xi_w`` [K] left ``grid`` at ``step``."""
+    parts = ", ".join(f"{a.name} = {float(xi_w[i]):.6g} (grid [{a.lower:g}, {a.upper:g}])"
+                      for i, a in enumerate(grid.axes))
+    return OutOfGridError(f"step {step}, walker {walker}: CV outside the landscape grid: {parts}; "
+                          "widen the grid or set out_of_range='wall'", step=step, walker=walker)

@@ -26,7 +26,7 @@ import torch
 
 from . import _checks
 from .biases import QuadraticWall
-from .faults import OutOfGridError
+from .faults import out_of_grid
 from .grid import Axis, Grid
 
 EDGES = ("reflect", "truncate")
@@ -108,16 +108,7 @@ class Landscape:
         inside = self.grid.in_range(xi)
         if self.out_of_range == "raise" and not bool(inside.all()):
             w = int(torch.nonzero(~inside)[0, 0])
-            gw = walkers[w] if walkers is not None else w
-            parts = ", ".join(
-                f"{a.name} = {float(xi[w, i]):.6g} (grid [{a.lower:g}, {a.upper:g}])" for i, a in enumerate(self.grid.axes)
-            )
-            raise OutOfGridError(
-                f"step {step}, walker {gw}: CV outside the landscape grid: {parts}; "
-                "widen the grid or set out_of_range='wall'",
-                step=step,
-                walker=gw,
-            )
+            raise out_of_grid(self.grid, xi[w], step, walkers[w] if walkers is not None else w)
         return inside
 
     def deposit(self, xi: torch.Tensor, height, inside: torch.Tensor | None = None) -> None:
@@ -156,7 +147,8 @@ class Landscape:
             self.observable_counts[name] = torch.zeros_like(self.S)
         b = self.grid.bin_index(xi)
         m = inside.to(torch.float64)
-        self.observable_sums[name].view(-1).index_add_(0, b, values.to(torch.float64) * m)
+        # where, not a product: a walker outside (or faulted, under deferred checks) adds exactly 0
+        self.observable_sums[name].view(-1).index_add_(0, b, torch.where(inside, values.to(torch.float64), 0.0))
         self.observable_counts[name].view(-1).index_add_(0, b, m)
 
     def observable_mean(self, name: str) -> torch.Tensor:

@@ -226,3 +226,70 @@ def test_splitting_is_checked_and_the_compiled_engine_runs_ktd_and_baoab():
         "integrator.splitting among 'ktd', 'baoab'"
     assert C.compiled_obstacle(C.parse(text + "[method]\nkind = 'well_tempered_metadynamics'\ndelta_T = 2.0\n")) == \
         "method.kind among 'wang_landau', 'static'"
+
+
+class _TrippedWell(HarmonicWell):
+    """A 2-D harmonic well whose force turns NaN where x0 > ``trip`` (energy stays finite)."""
+
+    def __init__(self, trip):
+        super().__init__([1.0, 2.0])
+        self.trip = trip
+
+    def forces(self, q):
+        return torch.where(q[:, :1] > self.trip, float("nan"), super().forces(q))
+
+
+def _tripwire(kind, fault_check, trip=0.8):
+    sysm = _TrippedWell(trip if kind == "force" else 1e9)
+    if kind == "cv":
+        cv = ps.FunctionCV(lambda q: torch.where(q[:, 0] > trip, float("nan"), 0.5 * (q * q * sysm.stiffness).sum(1)),
+                           "energy")
+    else:
+        cv = ps.PotentialEnergy(sysm)
+    upper = 0.5 * trip**2 if kind == "range" else 8.0
+    land = ps.Landscape([ps.Axis("energy", 0.0, upper, bins=30)], sigma=1.0,
+                        out_of_range="raise" if kind == "range" else "wall")
+    integ = ps.BiasedMD(sysm, [cv], ps.WangLandau(land, ps.InverseTime(0.2, 50)), dt=0.05, c_f=0.05,
+                        potential=kind == "force", fault_check=fault_check)
+    q0 = torch.tensor([[-0.5, 0.1], [0.1, -0.2], [0.3, 0.2], [-0.2, 0.0]], dtype=torch.float64) * (
+        0.3 if kind == "range" else 1.0)
+    return integ, integ.init(q0, ps.WalkerRNG(7, 4))
+
+
+@pytest.mark.parametrize("kind", ["cv", "range", "force"])
+def test_deferred_fault_checks_report_the_step_and_walker_of_the_step_checks(kind):
+    """fault_check = "block" (the default on CUDA: no host sync per step) records faults on the
+    device and raises at the end of ``run`` the exception the step-by-step checks raise — same
+    class, step, walker and message — for a NaN CV, a CV off a ``raise`` grid and a NaN force.
+    Meanwhile a faulted walker deposits nothing while its CV is bad: S stays finite and H misses
+    those steps.  Without a fault both modes give the same trajectory bit for bit.
+    Control: a later trip point names a later step."""
+    integ, state = _tripwire(kind, "step")
+    with pytest.raises(NumericalFault) as ref:
+        for _ in range(400):
+            state, _ = integ.step(state)
+    assert 1 < ref.value.step < 400
+    deferred, state = _tripwire(kind, "block")
+    h0 = float(deferred.landscape.H.sum())
+    with pytest.raises(type(ref.value)) as got:
+        deferred.run(state, 400)
+    assert str(got.value) == str(ref.value) and (got.value.step, got.value.walker) == (ref.value.step, ref.value.walker)
+    assert bool(torch.isfinite(deferred.landscape.S).all())
+    assert float(deferred.landscape.H.sum()) - h0 < 4 * 400  # the faulted walker's steps are not counted
+    if kind != "range":
+        later, st = _tripwire(kind, "block", trip=0.95)
+        with pytest.raises(NumericalFault) as e:
+            later.run(st, 2000)
+        assert e.value.step > ref.value.step
+
+
+def test_deferred_checks_change_no_trajectory():
+    a, sa = _tripwire("cv", "step", trip=1e9)
+    b, sb = _tripwire("cv", "block", trip=1e9)
+    for _ in range(100):
+        sa, _ = a.step(sa)
+    sb, _ = b.run(sb, 100)
+    assert torch.equal(sa.positions, sb.positions) and torch.equal(a.landscape.S, b.landscape.S)
+    assert sb.faults is not None and sa.faults is None and int((sb.faults.step >= 0).sum()) == 0
+    with pytest.raises(ValueError, match="fault_check"):
+        ps.BiasedMD(a.system, a.cvs, a.method, dt=0.05, c_f=0.05, fault_check="never")

@@ -28,7 +28,7 @@ from .. import _checks
 from ..biases import Bias, total_gradient
 from ..constraints import apply_all
 from ..cvs import CV, CVSet, PotentialEnergy
-from ..faults import check_finite
+from ..faults import CV_FAULT, FORCE_FAULT, RANGE_FAULT, FaultLog, check_finite
 from ..landscape import Landscape
 from ..rng import WalkerRNG
 from ..schedules import Schedule
@@ -46,6 +46,7 @@ class WLMDState:
     cv: torch.Tensor  # [W, K] CV values at ``positions``
     step: int
     rng: WalkerRNG
+    faults: FaultLog | None = None  # deferred fault checks: each walker's first fault since the last check
 
 
 @dataclass
@@ -75,6 +76,12 @@ class BiasedMD:
         (:func:`physampler.analysis.reweight_observables`).
     observe_every : record them at the steps t with t % observe_every == 0 (subsampling a
         Markov chain leaves each bin's mean unbiased and saves the cost of costly ones).
+    fault_check : when NaN/Inf CVs and forces and CVs off a ``raise`` grid are reported:
+        ``step`` — by every :meth:`step` (a host sync per step); ``block`` — accumulated on the
+        device (:class:`~physampler.faults.FaultLog`) and raised by :meth:`run` at the end of
+        its block, or by :meth:`check_faults`, naming the same step and walker (a faulted
+        walker deposits nothing meanwhile, so the landscape stays clean); ``auto`` (default):
+        ``block`` on CUDA, ``step`` elsewhere.
     """
 
     SPLITTINGS = tuple(SPLITTINGS)
@@ -95,6 +102,7 @@ class BiasedMD:
         walkers_total: int | None = None,
         observe=(),
         observe_every: int = 1,
+        fault_check: str = "auto",
     ):
         self.splitting = _checks.choice("splitting", splitting, self.SPLITTINGS)
         if not isinstance(system, System):
@@ -128,6 +136,7 @@ class BiasedMD:
             raise ValueError(f"observe: names must be unique and differ from the biased CVs' {cvs.names} "
                              f"(got {[c.name for c in self.observe]})")
         self.observe_every = _checks.positive_int("observe_every", observe_every)
+        self.fault_check = _checks.choice("fault_check", fault_check, ("auto", "step", "block"))
         self._ops = SPLITTINGS[self.splitting]
         self._c = {h: partial_friction(self.c_f, h) for op, h in self._ops if op == "O"}
 
@@ -149,14 +158,22 @@ class BiasedMD:
         b = total_gradient(self.biases, xi)
         return g if b is None else g + b
 
-    def acceleration(self, q, xi, vjp, step):
-        """a = [P]·F(q)/m − (T0/m)·Σ_k ∂S_tot/∂ξ_k·∂ξ_k/∂q; a non-finite value raises with the step."""
+    def deferred(self, q: torch.Tensor) -> bool:
+        """Whether faults of walkers at ``q`` are accumulated rather than raised by each step."""
+        return self.fault_check == "block" or (self.fault_check == "auto" and q.device.type == "cuda")
+
+    def acceleration(self, q, xi, vjp, step, walkers=None, faults: FaultLog | None = None):
+        """a = [P]·F(q)/m − (T0/m)·Σ_k ∂S_tot/∂ξ_k·∂ξ_k/∂q; a non-finite value raises with the step
+        and walker (or, with ``faults``, is recorded there)."""
         c = self.entropy_gradient(xi)
         f = vjp(c.to(q.dtype)) * (-self.kT)
         if self.potential:
             f = f + self.system.forces(q)
         a = f * self._inv_mass(q)
-        check_finite("force", a, step)
+        if faults is None:
+            check_finite("force", a, step, walkers)
+        else:
+            faults.record(FORCE_FAULT, ~torch.isfinite(a.reshape(a.shape[0], -1)).all(dim=1), step, xi)
         return a
 
     def record_observed(self, q: torch.Tensor, xi: torch.Tensor, inside: torch.Tensor) -> None:
@@ -169,7 +186,7 @@ class BiasedMD:
         """``state`` with its acceleration recomputed under the current S (after the landscape was
         changed from outside, e.g. merged across ranks), positions and CVs unchanged."""
         xi, vjp = self.cvs.value_and_vjp(state.positions)
-        return replace(state, accel=self.acceleration(state.positions, xi, vjp, state.step))
+        return replace(state, accel=self.acceleration(state.positions, xi, vjp, state.step, state.rng.walkers))
 
     # ------------------------------------------------------------- init/step
     def init(self, positions: torch.Tensor, rng: WalkerRNG, velocities: torch.Tensor | None = None) -> WLMDState:
@@ -189,25 +206,52 @@ class BiasedMD:
         xi, vjp = self.cvs.value_and_vjp(positions)
         check_finite("CV", xi, 0, rng.walkers)
         self.method.check_range(xi, 0, rng.walkers)
-        a = self.acceleration(positions, xi, vjp, 0)
-        return WLMDState(positions, velocities, a, xi, 0, rng)
+        a = self.acceleration(positions, xi, vjp, 0, rng.walkers)
+        faults = FaultLog(w, len(self.cvs), xi.device) if self.deferred(positions) else None
+        return WLMDState(positions, velocities, a, xi, 0, rng, faults)
 
-    def _force_step(self, q, v, t, rng):
+    def check_faults(self, state: WLMDState) -> None:
+        """Raise the first fault the deferred checks recorded in ``state`` (one host sync)."""
+        if state.faults is not None:
+            state.faults.raise_first(state.rng.walkers, self.landscape.grid)
+
+    def _screen(self, xi, t, faults: FaultLog):
+        """Deferred checks of the CVs: (in-grid mask, CVs safe to deposit at).  A walker with
+        non-finite CVs, or off a ``raise`` grid, is recorded and treated as off the grid, at the
+        grid's lower corner (its deposit weight is then exactly 0)."""
+        finite = torch.isfinite(xi).all(dim=1)
+        faults.record(CV_FAULT, ~finite, t, xi)
+        inside = self.landscape.grid.in_range(xi) & finite
+        if self.landscape.out_of_range == "raise":
+            faults.record(RANGE_FAULT, ~inside, t, xi)
+        corner = torch.as_tensor(self.landscape.grid.lower_edges, dtype=xi.dtype, device=xi.device)
+        return inside, torch.where(finite[:, None], xi, corner)
+
+    def _force_step(self, q, v, t, rng, faults: FaultLog | None = None):
         """The F operator: constraints, CVs, the method's deposit and per-bin observables, new acceleration."""
         q, v = apply_all(self.constraints, q, v)
         xi, vjp = self.cvs.value_and_vjp(q)
-        check_finite("CV", xi, t, rng.walkers)
-        inside = self.method.check_range(xi, t, rng.walkers)
+        if faults is None:
+            check_finite("CV", xi, t, rng.walkers)
+            inside = self.method.check_range(xi, t, rng.walkers)
+        else:
+            inside, xi = self._screen(xi, t, faults)
         f = self.method.update(xi, t, inside, self.walkers_total or q.shape[0])
         for name, values in self.cvs.observables().items():
             self.landscape.observe(name, xi, values, inside)
         if self.observe and t % self.observe_every == 0:
             self.record_observed(q, xi, inside)
-        return q, v, xi, self.acceleration(q, xi, vjp, t), WLMDInfo(cv=xi, f_wl=f, in_range=inside)
+        a = self.acceleration(q, xi, vjp, t, rng.walkers, faults)
+        return q, v, xi, a, WLMDInfo(cv=xi, f_wl=f, in_range=inside)
 
     def step(self, state: WLMDState):
+        """One step of the splitting; under deferred fault checks (``fault_check``) a fault is
+        recorded in ``state.faults`` and raised by :meth:`run` or :meth:`check_faults`."""
         t = state.step + 1
         q, v, a, rng = state.positions, state.velocities, state.accel, state.rng
+        faults = state.faults
+        if faults is None and self.deferred(q):
+            faults = FaultLog(q.shape[0], len(self.cvs), q.device)
         inv_m = self._inv_mass(q)
         xi = info = None
         for op, h in self._ops:
@@ -218,8 +262,8 @@ class BiasedMD:
             elif op == "O":
                 v = thermostat(v, self._c[h], self.kT, inv_m, rng.normal(q.shape[1:], dtype=q.dtype))
             else:
-                q, v, xi, a, info = self._force_step(q, v, t, rng)
-        return replace(state, positions=q, velocities=v, accel=a, cv=xi, step=t), info
+                q, v, xi, a, info = self._force_step(q, v, t, rng, faults)
+        return replace(state, positions=q, velocities=v, accel=a, cv=xi, step=t, faults=faults), info
 
     def log_density_of_states(self) -> torch.Tensor:
         """ln g(ξ) + const on the grid: the method's ln ρ(ξ), plus U/kT along a
@@ -251,12 +295,14 @@ class BiasedMD:
 
     def run(self, state: WLMDState, steps: int, *, stop=None) -> tuple[WLMDState, WLMDInfo | None]:
         """``steps`` steps, or fewer once ``stop()`` (asked after every step) is true; returns the
-        state and the last step's info — the block interface the compiled engine shares."""
+        state and the last step's info — the block interface the compiled engine shares.  Faults
+        recorded by deferred checks are raised at the end, naming their step and walker."""
         info = None
         for _ in range(_checks.non_negative_int("steps", steps)):
             state, info = self.step(state)
             if stop is not None and stop():
                 break
+        self.check_faults(state)
         return state, info
 
 
