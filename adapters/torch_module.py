@@ -13,7 +13,8 @@ set can be computed in four ways, which give the same numbers to round-off:
     loop      one plain ``functional_call`` per walker, as a hand-written loop would
 
 ``auto`` (default) times each available strategy on the job's own walkers at the first
-evaluation — one forward on every data set the CVs need and one backward, after a warm-up —
+evaluation — one forward on every data set the CVs need and one backward, after a warm-up;
+the loop and the chunks on their first 4 walkers / 2 chunks, scaled by the number of calls —
 and keeps the fastest; the plain loop is always a candidate, so auto is never slower than it
 beyond the probe's noise.  The choice and the probe's times are in :meth:`run_attrs` (the
 output attributes) and :meth:`state_dict` (the checkpoint): a resume repeats the recorded
@@ -270,12 +271,18 @@ class ModuleSystem(System):
             for cand in self.candidates(q.shape[0]):
                 label = cand[0] if cand[1] is None else f"{cand[0]}:{cand[1]}"
                 fn = self._make(*cand)
+                # The loop and the chunks cost a sum of equal calls: time a few on the first
+                # walkers and scale by the number of calls (a probe over 10⁵ walkers stays short).
+                part = {"loop": 4, "chunked": 2 * (cand[1] or 16)}.get(cand[0], q.shape[0])
+                sub = q[: min(part, q.shape[0])]
+                calls = {"loop": 1, "chunked": cand[1] or 16}.get(cand[0], q.shape[0])
+                scale = math.ceil(q.shape[0] / calls) / math.ceil(sub.shape[0] / calls)
                 try:
-                    times = [self._time_once(fn, q, names) for _ in range(PROBE_REPEATS + 1)][1:]
+                    times = [self._time_once(fn, sub, names) for _ in range(PROBE_REPEATS + 1)][1:]
                 except Exception as e:  # a module vmap cannot batch: the candidate drops out
                     self.probe_ms[label] = f"failed ({type(e).__name__})"
                     continue
-                self.probe_ms[label] = round(1e3 * sorted(times)[len(times) // 2], 3)
+                self.probe_ms[label] = round(1e3 * scale * sorted(times)[len(times) // 2], 3)
                 if best is None or self.probe_ms[label] < self.probe_ms[best[1]]:
                     best = (cand, label)
         finally:

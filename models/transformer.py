@@ -83,21 +83,32 @@ class OneLayerTransformer(nn.Module):
         last_tok = tokens[:, -1]
         if B > T * V:
             e = (W_E[:, None] + W_pos[:, :T, None]).reshape(n_w, T * V, d)  # h⁰ of every (position, token)
-            flat = (torch.arange(T, device=tokens.device) * V + tokens).reshape(-1)  # [B·T]
-            kv = torch.bmm(e, w_kv.transpose(1, 2)).index_select(1, flat)  # [W, B·T, 2H·dh]
+            k_tab, v_tab = torch.bmm(e, w_kv.transpose(1, 2)).split(H * dh, dim=2)  # [W, T·V, H·dh] each
             e_last = e[:, (T - 1) * V:]
-            q = torch.bmm(e_last, w_q.transpose(1, 2)).index_select(1, last_tok)  # [W, B, H·dh]
+            q_tab = torch.bmm(e_last, w_q.transpose(1, 2))  # [W, V, H·dh]: queries of the last position
+            # Scores of every (query token, key position, key token) per head, one bmm: the
+            # per-example scores are then a gather, not a [W, B, T, H, dh] product and sum.
+            qh = q_tab.reshape(n_w, V, H, dh).transpose(1, 2).reshape(n_w * H, V, dh)
+            kh = k_tab.reshape(n_w, T * V, H, dh).permute(0, 2, 3, 1).reshape(n_w * H, dh, T * V)
+            table = torch.bmm(qh, kh).reshape(n_w, H, V * T * V) / math.sqrt(dh)
+            # position-major [T, B] layouts: the softmax over T = 3 and the sum over T then run over
+            # contiguous slabs of B examples (a softmax over a last axis of 3 does not vectorise)
+            flat_t = (torch.arange(T, device=tokens.device)[:, None] * V + tokens.T).reshape(-1)  # [T·B]
+            pick = (last_tok[None, :] * (T * V)).expand(T, B).reshape(-1) + flat_t
+            att = torch.softmax(table.index_select(2, pick).reshape(n_w, H, T, B), dim=2)  # [W, H, T, B]
+            v = v_tab.index_select(1, flat_t).reshape(n_w, T, B, H, dh)
+            z = (att.permute(0, 2, 3, 1)[..., None] * v).sum(1).reshape(n_w, B, H * dh)
             h_last = e_last.index_select(1, last_tok)  # [W, B, d]
         else:
             h0 = W_E.index_select(1, tokens.reshape(-1)).reshape(n_w, B, T, d) + W_pos[:, None, :T]
             kv = torch.bmm(h0.reshape(n_w, B * T, d), w_kv.transpose(1, 2))
             h_last = h0[:, :, -1]
             q = torch.bmm(h_last, w_q.transpose(1, 2))
-        kv = kv.reshape(n_w, B, T, 2 * H, dh)
-        k, v = kv.split(H, dim=3)  # split, not slicing: its backward is one cat, not two zero-filled copies
-        q = q.reshape(n_w, B, 1, H, dh)
-        att = torch.softmax((q * k).sum(-1) / math.sqrt(dh), dim=2)  # [W, B, T, H]: the last position sees all
-        z = (att[..., None] * v).sum(2).reshape(n_w, B, H * dh)
+            kv = kv.reshape(n_w, B, T, 2 * H, dh)
+            k, v = kv.split(H, dim=3)  # split, not slicing: its backward is one cat, not two zero-filled copies
+            q = q.reshape(n_w, B, 1, H, dh)
+            att = torch.softmax((q * k).sum(-1) / math.sqrt(dh), dim=2)  # [W, B, T, H]: the last position sees all
+            z = (att[..., None] * v).sum(2).reshape(n_w, B, H * dh)
         h1 = h_last + torch.bmm(z, params["W_O"].transpose(1, 2))
         pre = torch.baddbmm(params["b_in"][:, None], h1, params["W_in"].transpose(1, 2))
         h2 = h1 + torch.baddbmm(params["b_out"][:, None], torch.relu(pre), params["W_out"].transpose(1, 2))
