@@ -119,6 +119,16 @@ def test_examples_are_configs_that_run(tmp_path):
                 assert ds["entropy"].dims == ("log_train_loss", "smoothed_accuracy")
                 acc = ds["mean_test_accuracy"].values
                 assert np.isfinite(acc).any() and np.nanmax(acc) <= 1.0 and np.nanmin(acc) >= 0.0
+    # the shipped-data networks (kind = "python" factories): the CNN's test accuracy, the MLP's test MSE
+    for name, dims, obs in (("digits_cnn_box", ("log_train_loss", "smoothed_accuracy"), "mean_test_accuracy"),
+                            ("diabetes_mlp_box", ("log_train_loss", "log_test_loss"), "mean_test_loss")):
+        out = tmp_path / name
+        assert cli.main(["run", str(ROOT / "examples" / "data" / f"{name}.toml"), "--out", str(out), "--steps", "100",
+                         "--quiet"]) == 0, name
+        with xr.open_dataset(out / "landscape.nc") as ds:
+            assert ds["entropy"].dims == dims and ds.attrs["nn_strategy"] in ("batched", "vmap", "chunked:4", "loop")
+            v = ds[obs].values
+            assert np.isfinite(v).any() and np.nanmin(v) >= 0.0
 
 
 def test_gpu_scale_examples_parse_and_build_on_cpu():

@@ -266,10 +266,10 @@ CASES = _cases()
 
 @pytest.mark.parametrize("strategy", ["batched", "vmap", "chunked", "loop"])
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_every_strategy_gives_each_walkers_plain_module_cvs_and_gradients(case, strategy):
+def test_every_strategy_gives_each_walkers_plain_module_cvs_and_gradients(case, strategy, device):
     """Every evaluation strategy, on every model and loss of the adapter, equals one plain module
     forward + backward per walker (``load_into``, torch.nn.functional losses) to 1e-10 relative
-    in float64 (same operations, other reduction layouts).  Chunks of 3 over 4 walkers leave an
+    in float64 (same operations, other reduction layouts), on the CPU and (marked cuda) a GPU.  Chunks of 3 over 4 walkers leave an
     uneven last chunk.  Control: walker w's numbers are not walker w+1's."""
     name, module, train, test, loss, ref_loss, names = case
     if strategy == "batched" and not callable(getattr(module, "forward_batched", None)):
@@ -277,12 +277,13 @@ def test_every_strategy_gives_each_walkers_plain_module_cvs_and_gradients(case, 
             ModuleSystem(module, train, test, loss=loss, dtype=torch.float64, strategy=strategy)
         return
     system = ModuleSystem(module, train, test, loss=loss, validation=0.25, validation_seed=2, sharpness=5.5,
-                          dtype=torch.float64, strategy=strategy, chunk=3 if strategy == "chunked" else None)
+                          dtype=torch.float64, strategy=strategy, chunk=3 if strategy == "chunked" else None,
+                          device=device)
     gen = torch.Generator().manual_seed(3)
-    q = system.initial_positions(4) + 0.2 * torch.randn(4, system.shape[0], generator=gen, dtype=torch.float64)
+    q = system.initial_positions(4) + 0.2 * torch.randn(4, system.shape[0], generator=gen, dtype=torch.float64).to(device)
     cvs = ModuleCVSet(system, names)
     xi, vjp = cvs.value_and_vjp(q)
-    coeff = torch.randn(4, len(names), generator=gen, dtype=torch.float64)
+    coeff = torch.randn(4, len(names), generator=gen, dtype=torch.float64).to(device)
     grad = vjp(coeff)
     refs = []
     for w in range(4):

@@ -347,8 +347,9 @@ def test_every_cpu_example_states_its_run_time_on_2_idle_cores():
         head = " ".join(head.replace("#", " ").split())
         return bool(how.search(head)) and "a few minutes" not in head
 
-    files = sorted((ROOT / "examples").glob("*.toml")) + sorted((ROOT / "examples" / "train").glob("*.toml"))
-    assert len(files) >= 14
+    files = sorted((ROOT / "examples").glob("*.toml")) + sorted((ROOT / "examples" / "train").glob("*.toml")) + \
+        sorted((ROOT / "examples" / "data").glob("*.toml"))
+    assert len(files) >= 16
     missing = [f.name for f in files if not states_time(f.read_text())]
     assert missing == [], missing
     py = ROOT / "examples" / "python" / "harmonic_wlmd.py"
