@@ -32,18 +32,34 @@ class ReflectiveBox(Constraint):
             raise ValueError(f"bound: must be > 0, or +inf for an unbounded element (got {b.tolist()})")
         self.bound = b
 
+    def _bound(self, q):
+        key = (q.device, q.dtype)
+        if getattr(self, "_cached", (None,))[0] != key:  # one conversion per device and dtype, not per step
+            self._cached = (key, self.bound.to(q.device, q.dtype))
+        return self._cached[1]
+
     def apply(self, q, v):
-        b = self.bound.to(q.device, q.dtype)
-        period = 4 * b
-        # Unfold onto a triangle wave of period 4B: the mirror image of q in [-B, B].
-        y = torch.remainder(q + b, period)
-        out = q.abs() > b  # in-bounds values pass unchanged (no round-off from the fold)
-        flipped = out & (y > 2 * b)
-        q_new = torch.where(out, torch.where(y > 2 * b, 3 * b - y, y - b), q)
-        # Each crossing of ±B flips v; the parity of crossings is odd exactly when
-        # the fold lands on the descending half of the triangle wave.
-        v_new = torch.where(flipped, -v, v)
-        return q_new, v_new
+        b = self._bound(q)
+        # One crossing (|q| ≤ 3B, every real step): q ← 2·clamp(q) − q, exact for q inside (2q − q = q),
+        # and v flips where q was outside.  Cheap elementwise passes, no floating remainder.
+        r = torch.maximum(torch.minimum(q, b), -b)
+        q1 = 2 * r - q
+        v1 = torch.where(q != r, -v, v)
+        far = q1.abs() > b  # crossed more than once: fold on the triangle wave
+        if q.device.type == "cuda" or bool(far.any()):  # the test is a host sync: on CUDA fold unconditionally
+            q1, v1 = torch.where(far, self._fold(q, v, b), q1), torch.where(far, self._fold_v(q, v, b), v1)
+        return q1, v1
+
+    @staticmethod
+    def _fold(q, v, b):
+        """The mirror image of q in [−B, B] on a triangle wave of period 4B (any number of crossings)."""
+        y = torch.remainder(q + b, 4 * b)
+        return torch.where(y > 2 * b, 3 * b - y, y - b)
+
+    @staticmethod
+    def _fold_v(q, v, b):
+        # the parity of crossings is odd exactly when the fold lands on the descending half of the wave
+        return torch.where(torch.remainder(q + b, 4 * b) > 2 * b, -v, v)
 
     def check(self, q) -> bool:
         return bool((q.abs() <= self.bound.to(q.device, q.dtype)).all())
