@@ -54,18 +54,24 @@ def test_transformer_fast_path_and_size():
     assert float((grads[0] - grads[1]).abs().max()) <= 1e-12 * float(grads[1].abs().max())
 
 
+def _four_walkers(system, names, device):
+    """Four perturbed walkers, their CVs ``names`` and the VJP of random coefficients:
+    (q, cvs, ξ, coefficients, gradient)."""
+    gen = torch.Generator().manual_seed(3)
+    q = system.initial_positions(4) + 0.2 * torch.randn(4, system.shape[0], generator=gen, dtype=torch.float64).to(device)
+    cvs = ModuleCVSet(system, names)
+    xi, vjp = cvs.value_and_vjp(q)
+    coeff = torch.randn(4, len(names), generator=gen, dtype=torch.float64).to(device)
+    return q, cvs, xi, coeff, vjp(coeff)
+
+
 @pytest.mark.parametrize("make", [transformer, mlp], ids=["transformer", "mlp"])
 def test_batched_walkers_equal_per_walker_modules(make, device):
     """On the CPU and, marked cuda, on a GPU (tests/conftest.py DEVICES)."""
     task = ModularTask("x2+y", 11, split_seed=1)  # 60 train pairs > 3·12: the transformer's table path
     (xtr, ytr), (xte, yte) = task.split()
     system = ModuleSystem(make(11), (xtr, ytr), (xte, yte), sharpness=5.5, dtype=torch.float64, device=device)
-    gen = torch.Generator().manual_seed(3)
-    q = system.initial_positions(4) + 0.2 * torch.randn(4, system.shape[0], generator=gen, dtype=torch.float64).to(device)
-    cvs = ModuleCVSet(system, CV_NAMES)
-    xi, vjp = cvs.value_and_vjp(q)
-    coeff = torch.randn(4, len(CV_NAMES), generator=gen, dtype=torch.float64).to(device)
-    grad = vjp(coeff)
+    q, cvs, xi, coeff, grad = _four_walkers(system, CV_NAMES, device)
     xtr, ytr, xte, yte = (t.to(device) for t in (xtr, ytr, xte, yte))
     for w in range(4):
         net = system.load_into(q[w])
@@ -279,12 +285,7 @@ def test_every_strategy_gives_each_walkers_plain_module_cvs_and_gradients(case, 
     system = ModuleSystem(module, train, test, loss=loss, validation=0.25, validation_seed=2, sharpness=5.5,
                           dtype=torch.float64, strategy=strategy, chunk=3 if strategy == "chunked" else None,
                           device=device)
-    gen = torch.Generator().manual_seed(3)
-    q = system.initial_positions(4) + 0.2 * torch.randn(4, system.shape[0], generator=gen, dtype=torch.float64).to(device)
-    cvs = ModuleCVSet(system, names)
-    xi, vjp = cvs.value_and_vjp(q)
-    coeff = torch.randn(4, len(names), generator=gen, dtype=torch.float64).to(device)
-    grad = vjp(coeff)
+    q, cvs, xi, coeff, grad = _four_walkers(system, names, device)
     refs = []
     for w in range(4):
         net = system.load_into(q[w])
