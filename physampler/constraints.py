@@ -47,19 +47,18 @@ class ReflectiveBox(Constraint):
         v1 = torch.where(q != r, -v, v)
         far = q1.abs() > b  # crossed more than once: fold on the triangle wave
         if q.device.type == "cuda" or bool(far.any()):  # the test is a host sync: on CUDA fold unconditionally
-            q1, v1 = torch.where(far, self._fold(q, v, b), q1), torch.where(far, self._fold_v(q, v, b), v1)
+            qf, vf = self._fold(q, v, b)
+            q1, v1 = torch.where(far, qf, q1), torch.where(far, vf, v1)
         return q1, v1
 
     @staticmethod
     def _fold(q, v, b):
-        """The mirror image of q in [−B, B] on a triangle wave of period 4B (any number of crossings)."""
+        """The mirror image of q in [−B, B] on a triangle wave of period 4B (any number of crossings),
+        and v flipped when the parity of crossings is odd: exactly when the fold lands on the wave's
+        descending half."""
         y = torch.remainder(q + b, 4 * b)
-        return torch.where(y > 2 * b, 3 * b - y, y - b)
-
-    @staticmethod
-    def _fold_v(q, v, b):
-        # the parity of crossings is odd exactly when the fold lands on the descending half of the wave
-        return torch.where(torch.remainder(q + b, 4 * b) > 2 * b, -v, v)
+        down = y > 2 * b
+        return torch.where(down, 3 * b - y, y - b), torch.where(down, -v, v)
 
     def check(self, q) -> bool:
         return bool((q.abs() <= self.bound.to(q.device, q.dtype)).all())
