@@ -145,6 +145,7 @@ class ModuleSystem(System):
         if strategy == "batched" and not self.has_batched():
             raise ValueError("strategy: 'batched' needs a module with forward_batched(params, x) and no buffers")
         self.probe_ms: dict[str, float | str] = {}
+        self._probe_note = ""  # the probe's times as recorded in a loaded state
         self._forward = None if self.chosen is None else self._make(*self.chosen)
 
     # ------------------------------------------------------------ data
@@ -337,7 +338,7 @@ class ModuleSystem(System):
         """The auto probe's median times per candidate (ms), as recorded."""
         if self.probe_ms:
             return "; ".join(f"{k} {v}" for k, v in self.probe_ms.items())
-        return getattr(self, "_probe_note", "")
+        return self._probe_note
 
     def run_attrs(self) -> dict:
         if self.chosen is None:

@@ -31,10 +31,11 @@ class ReflectiveBox(Constraint):
         if torch.isnan(b).any() or (b <= 0).any():
             raise ValueError(f"bound: must be > 0, or +inf for an unbounded element (got {b.tolist()})")
         self.bound = b
+        self._cached = (None, None)  # ((device, dtype), bound converted to them)
 
     def _bound(self, q):
         key = (q.device, q.dtype)
-        if getattr(self, "_cached", (None,))[0] != key:  # one conversion per device and dtype, not per step
+        if self._cached[0] != key:  # one conversion per device and dtype, not per step
             self._cached = (key, self.bound.to(q.device, q.dtype))
         return self._cached[1]
 

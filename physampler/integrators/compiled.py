@@ -26,7 +26,7 @@ import torch
 from .. import _checks
 from ..biases import LinearWall, QuadraticWall
 from ..cvs import PotentialEnergy
-from ..faults import NumericalFault, OutOfGridError
+from ..faults import NumericalFault, out_of_grid
 from ..systems import lj_kernels as K
 from ..systems.harmonic import HarmonicWell
 from ..systems.lennard_jones import LJBulk, LJCluster
@@ -58,10 +58,7 @@ def _raise_fault(status, info, state, cv_out, landscape):
     t = state.step + s + 1
     gw = state.rng.walkers[w]
     if status == K.OUT_OF_GRID:
-        ax = landscape.grid.axes[0]
-        raise OutOfGridError(
-            f"step {t}, walker {gw}: CV outside the landscape grid: {ax.name} = {float(cv_out[s, w]):.6g} "
-            f"(grid [{ax.lower:g}, {ax.upper:g}]); widen the grid or set out_of_range='wall'", step=t, walker=gw)
+        raise out_of_grid(landscape.grid, torch.tensor([float(cv_out[s, w])]), t, gw)
     if status == K.NEIGHBOUR_OVERFLOW:
         raise NumericalFault(f"step {t}, walker {gw}: neighbour list overflow (atoms closer than 0.7 sigma)",
                              step=t, walker=gw)
