@@ -475,11 +475,11 @@ def _probe(cfg: dict, text: str, kind: str, seconds: float) -> tuple[int, float]
         probe_steps = job_kinds()[kind].probe(cfg, text)
     else:
         from .job import advance, build, initial_positions
-        from .rng import WalkerRNG
+        from .rng import make_rng
 
         job = build(cfg, text)
-        box = [job.integrator.init(initial_positions(job), WalkerRNG(cfg["run"]["seed"], cfg["run"]["walkers"],
-                                                                       device=job.device))]
+        rng = make_rng(cfg["run"]["seed"], cfg["run"]["walkers"], device=job.device, noise=cfg["run"]["noise"])
+        box = [job.integrator.init(initial_positions(job), rng)]
 
         def probe_steps(n):
             box[0] = advance(job, box[0], n)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .rules import PHYSICAL_DEFAULT
+from .rules import NOISE, PHYSICAL_DEFAULT
 
 ENGINES = ("auto", "torch", "compiled")
 SCHEDULE_KINDS = ("inverse_time", "three_stage", "constant")
@@ -140,6 +140,9 @@ _RUN_SECTIONS: dict[str, dict[str, Key]] = {
         "device": Key("str", "cpu", "torch device: cpu, cuda, cuda:N (checked against this machine's devices)"),
         "dtype": Key("str", "float64", "positions and velocities (landscapes are always float64)", choices=DTYPES),
         "threads": Key("int", 0, THREADS_DOC, ">= 0 (0: auto)", _nonneg),
+        "noise": Key("str", "auto", "thermostat noise: streams, one generator per walker (the CPU default); counter, "
+                     "counter-based Philox streams drawn for all walkers at once with no host sync (the CUDA "
+                     "default; docs/science.md §3); auto picks by run.device", choices=NOISE),
         "sync_interval": Key("int", 100, "under torchrun: steps K between all-reduces of the landscape increments",
                              "> 0", _pos),
         "sync_timeout": Key("float", 300.0, "under torchrun: seconds before a silent rank counts as failed", "> 0",

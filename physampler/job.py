@@ -36,7 +36,8 @@ from .io import (FileError, load_checkpoint, read_entropy, read_landscape, read_
                  write_landscape, write_text, write_trajectory)
 from .landscape import Landscape
 from .outdir import JobError, OutputDirectory
-from .rng import WalkerRNG
+from .rng import make_rng
+from .rules import NOISE
 from .threads import apply as apply_threads, stored_threads
 from .driver import catch_signals, drive
 from .schedules import InverseTime, make_schedule
@@ -136,6 +137,8 @@ class Job:
     ``starts(walkers, generator)`` : the walkers' initial positions; default the system's
         ``initial_positions(walkers, generator)``, with ``torch.Generator().manual_seed(seed)``.
     ``threads`` : torch intra-op threads while it runs, 0: auto (:mod:`physampler.threads`).
+    ``noise`` : as ``run.noise`` (:func:`physampler.rng.make_rng`): ``streams``, ``counter`` or
+        ``auto`` (counter on CUDA).
 
     Built from a config (:func:`build`) it also carries ``cfg`` and ``text``; built from objects,
     its checkpoint holds the job's description (:meth:`description`) in place of the config,
@@ -143,7 +146,7 @@ class Job:
     """
 
     def __init__(self, integrator, *, steps: int, walkers: int, seed: int = 0, output: Output | str | Path = None,
-                 starts=None, threads: int = 0, cfg: dict | None = None, text: str | None = None):
+                 starts=None, threads: int = 0, noise: str = "auto", cfg: dict | None = None, text: str | None = None):
         from . import _checks
 
         self.integrator = integrator
@@ -156,6 +159,7 @@ class Job:
         self.output = output if isinstance(output, Output) else Output(output or "physampler-run")
         self.starts = starts
         self.threads_setting = _checks.non_negative_int("threads", threads)  # 0: auto
+        self.noise = _checks.choice("noise", noise, NOISE)  # a resume with other noise is refused by the streams' state
         self.threads = (torch.get_num_threads(), "torch default")  # (count, how chosen) once it runs
         self.cfg = cfg
         self.text = text if text is not None else json.dumps(self.description(), sort_keys=True)
@@ -268,7 +272,8 @@ def build(cfg: dict, text: str, *, walkers_total: int | None = None, system=None
     starts = built.starts or (lambda w, gen: kind.initial_positions(cfg, system, w, gen))
     job = Job(integrator, steps=cfg["run"]["steps"], walkers=cfg["run"]["walkers"], seed=cfg["run"]["seed"],
               output=Output(out["directory"], out["report_interval"], out["checkpoint_interval"], out["plot"],
-                            tuple(out["temperatures"])), starts=starts, threads=cfg["run"]["threads"], cfg=cfg,
+                            tuple(out["temperatures"])), starts=starts, threads=cfg["run"]["threads"],
+              noise=cfg["run"]["noise"], cfg=cfg,
               text=text)
     job.device, job.dtype = dev, dtype
     return job
@@ -352,7 +357,7 @@ def _state_payload(job: Job, state: WLMDState, records: int) -> dict:
     }
 
 
-def _restore(job: Job, ck: dict, rng: WalkerRNG, path, *, landscape: bool = True) -> tuple[WLMDState, int]:
+def _restore(job: Job, ck: dict, rng, path, *, landscape: bool = True) -> tuple[WLMDState, int]:
     """The state of a checkpoint ``ck`` read from ``path``, checked against this job first:
     :class:`FileError` for anything that does not fit (shapes, counts, RNG, landscape)."""
     records = ck["trajectory_records"]
@@ -591,7 +596,7 @@ def _run_local(job: Job, out: Path, outdir: OutputDirectory, ck: dict | None, *,
     text, total = job.text, job.steps
     walkers = list(range(job.walkers))
     res = _Results(job, text, out, walkers)
-    rng = WalkerRNG(job.seed, walkers, device=job.device)
+    rng = make_rng(job.seed, walkers, device=job.device, noise=job.noise)
     if ck is not None:
         state, records = _restore(job, ck, rng, out / "checkpoint.pt")
         if state.step > total:
@@ -835,7 +840,7 @@ def _run_ranks(job: Job, world, out: Path, outdir: OutputDirectory, manifest: di
     cfg = job.cfg
     W = cfg["run"]["walkers"]
     sync = D.LandscapeSync(job.landscape, world)
-    rng = WalkerRNG(cfg["run"]["seed"], range(W), rank=world.rank, device=job.device)
+    rng = make_rng(cfg["run"]["seed"], range(W), rank=world.rank, device=job.device, noise=job.noise)
     res = _Results(job, job.text, out, list(range(W * world.size))) if world.is_root else None
     state = _rank_start(job, world, out, outdir, manifest, sync, res, rng, log)
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 #: per method kind: whether walkers also feel the system's potential unless told otherwise
 PHYSICAL_DEFAULT = {"wang_landau": False, "well_tempered_metadynamics": True, "static": False}
 
+#: thermostat noise kinds (physampler.rng.make_rng): auto, one generator per walker, counter-based
+NOISE = ("auto", "streams", "counter")
+
 #: the methods the compiled block loop implements (a static bias is its loop with f = 0)
 COMPILED_METHODS = ("wang_landau", "static")
 

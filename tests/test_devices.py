@@ -8,6 +8,7 @@ precision, torch.compile).
 - a numerical fault on the device names the step and the walker.
 """
 import numpy as np
+import pytest
 import xarray as xr
 
 from physampler import cli
@@ -19,11 +20,13 @@ def _run(cfg, out, *args):
     return cli.main(["run", str(cfg), "--out", str(out), "--quiet", *args])
 
 
-def test_a_network_run_on_the_device_resumes_and_reports_faults(tmp_path, device, capsys):
-    """20 + 20 steps resumed equal 40 uninterrupted on ``device``.  Control: a grid that the
+@pytest.mark.parametrize("noise", ["auto", "counter"])
+def test_a_network_run_on_the_device_resumes_and_reports_faults(tmp_path, device, noise, capsys):
+    """20 + 20 steps resumed equal 40 uninterrupted on ``device``, with the device's default noise
+    and with the counter-based noise of CUDA runs (so that its resume is checked on the CPU too).  Control: a grid that the
     walkers' ln L_train (≈ ln ln 11 = 0.87 at the start) lies above, under out_of_range =
     "raise", is a numerical fault naming the step and the walker, exit status 1."""
-    text = (nn_config().replace("steps = 20", "steps = 40").replace("[run]", f'[run]\ndevice = "{device.type}"')
+    text = (nn_config().replace("steps = 20", "steps = 40").replace("[run]", f'[run]\ndevice = "{device.type}"\nnoise = "{noise}"')
             + "\n[schedule]\nt_wl = 10\n")  # t_wl fixed: the default is run.steps/8 of the first leg
     cfg = tmp_path / "nn.toml"
     cfg.write_text(text)
@@ -37,6 +40,8 @@ def test_a_network_run_on_the_device_resumes_and_reports_faults(tmp_path, device
         else:
             assert np.allclose(s_a, s_b, rtol=0, atol=1e-9)
         assert a["histogram"].values.sum() == b["histogram"].values.sum() == 2 * 40
+    if noise != "auto":
+        return  # the fault below does not depend on the noise
     bad = tmp_path / "bad.toml"
     bad.write_text(text.replace("upper = [3.0, 1.0]", "upper = [-3.0, 1.0]").replace('out_of_range = "wall"',
                                                                                    'out_of_range = "raise"'))
