@@ -55,7 +55,7 @@ from typing import Callable, Sequence
 import torch
 from torch.func import functional_call, vmap
 
-from ..cvs import CV, CVSet
+from ..cvs import CV, CVSet, value_and_pullback
 from ..system import System
 
 #: the classification CVs of docs/science.md §8
@@ -493,14 +493,9 @@ class ModuleCVSet(CVSet):
         return torch.stack([vals[n] for n in self.names], dim=1)
 
     def value_and_vjp(self, q):
-        with torch.enable_grad():
-            qg = q.detach().requires_grad_(True)
-            vals, acc = self.system.evaluate(qg, self.names)
-            xi = torch.stack([vals[n] for n in self.names], dim=1)
-        self.last_accuracy = acc
+        def fn(x):
+            vals, acc = self.system.evaluate(x, self.names)
+            return torch.stack([vals[n] for n in self.names], dim=1), acc
 
-        def vjp(coeff):
-            (g,) = torch.autograd.grad(xi, qg, grad_outputs=coeff.to(xi.dtype))
-            return g
-
-        return xi.detach(), vjp
+        xi, self.last_accuracy, vjp = value_and_pullback(fn, q)
+        return xi, vjp

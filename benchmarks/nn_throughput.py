@@ -12,10 +12,12 @@ fast path (last position only, attention projections per (position, token)), so 
 table separates the gain of batching from the gain of the fast path.
 
     python benchmarks/nn_throughput.py [--p 67] [--d-model 32] [--walkers 1 4 16 64] [--seconds 3] [--device cpu]
-        [--precision default tf32 bf16] [--compile]
+        [--precision default tf32 bf16] [--compile] [--capture none|compile|cuda_graph]
 
 On a GPU (``--device cuda --d-model 128 --compile``) it runs W = 1, 2, 4 … 1024 until a W
-no longer fits, with float32 / TF32 / bf16 rows, eager and compiled.
+no longer fits, with float32 / TF32 / bf16 rows, eager and compiled; ``--capture`` times the whole
+step captured (physampler.integrators.graph: counter-based noise, no host sync) compiled with
+torch.compile or replayed as a CUDA graph.
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ import torch
 from physampler import WLMD, Axis, InverseTime, Landscape, ReflectiveBox, WalkerRNG
 from physampler.adapters.torch_module import ModuleCVSet, ModuleSystem, smoothed_accuracy
 from physampler.integrators import drift, kick, thermostat
+from physampler.integrators.graph import CapturedSteps
+from physampler.rng import CounterRNG
 from physampler.models.tasks import ModularTask
 from physampler.models.transformer import OneLayerTransformer
 
@@ -65,17 +69,30 @@ def landscape(device):
                      sigma=1.0, out_of_range="wall", device=device)
 
 
-def batched_rate(system, walkers, seconds, device):
+def batched_rate(system, walkers, seconds, device, capture="none"):
+    """physampler's WLMD step; ``capture``: none (BiasedMD.step), or the captured step
+    (physampler.integrators.graph) compiled or replayed as a CUDA graph, with counter-based noise."""
     cvs = ModuleCVSet(system, ["log_train_loss", "smoothed_accuracy"])
     w = WLMD(system, cvs, landscape(device), InverseTime(0.5, 1e5), dt=0.01, c_f=0.01, kT=1.0,
              constraints=[ReflectiveBox(system.box_bounds())])
-    state = w.init(system.initial_positions(walkers), WalkerRNG(0, walkers, device=device))
+    rng = (WalkerRNG if capture == "none" else CounterRNG)(0, walkers, device=device)
+    state = w.init(system.initial_positions(walkers), rng)
+    if capture == "none":
+        def advance():
+            nonlocal state
+            state, _ = w.step(state)
+    else:
+        advance = CapturedSteps(w, state, mode=capture, steps=1)._call
     for _ in range(3):
-        state, _ = w.step(state)
+        advance()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
     n, t = 0, time.perf_counter()
     while time.perf_counter() - t < seconds or n < 3:
-        state, _ = w.step(state)
+        advance()
         n += 1
+        if n % 64 == 0 and device.type == "cuda":
+            torch.cuda.synchronize()  # the clock must see the queued work
     if device.type == "cuda":
         torch.cuda.synchronize()
     return n * walkers / (time.perf_counter() - t)
@@ -127,6 +144,8 @@ def main():
                          "first that does not fit in memory)")
     ap.add_argument("--compile", action="store_true",
                     help="add rows with torch.compile of the batched forward/backward (compiles once per W)")
+    ap.add_argument("--capture", default="none", choices=["none", "compile", "cuda_graph"],
+                    help="time the captured step (counter-based noise): compiled, or replayed as a CUDA graph")
     ap.add_argument("--precision", nargs="+", default=None, choices=["default", "tf32", "bf16"],
                     help="rows per precision (default: default on CPU; default tf32 bf16 on CUDA)")
     ap.add_argument("--seconds", type=float, default=3.0)
@@ -147,12 +166,12 @@ def main():
           f"{'batched/naive fast-path':>24} {'MiB/walker':>11}   (walker-steps/s)")
     for prec, comp in [(p, c) for c in ([False, True] if a.compile else [False]) for p in precisions]:
         system = make(a.p, a.d_model, device, dtype, prec, comp)[2]
-        prec = prec + ("+compile" if comp else "")
+        prec = prec + ("+compile" if comp else "") + ("" if a.capture == "none" else f"+{a.capture}")
         naive_cache = {}
         for w in walkers:
             try:
                 mem = memory_per_walker(system, w) / 2**20
-                b = batched_rate(system, w, a.seconds, device)
+                b = batched_rate(system, w, a.seconds, device, a.capture)
             except torch.OutOfMemoryError:
                 print(f"{prec:>16} {w:>5}  does not fit: the largest W that fits is the row above", flush=True)
                 torch.cuda.empty_cache()

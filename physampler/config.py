@@ -24,6 +24,7 @@ from typing import Any, Callable
 from .rules import NOISE, PHYSICAL_DEFAULT
 
 ENGINES = ("auto", "torch", "compiled")
+CAPTURES = ("none", "compile", "cuda_graph")
 SCHEDULE_KINDS = ("inverse_time", "three_stage", "constant")
 DTYPES = ("float64", "float32")
 
@@ -122,6 +123,10 @@ _RUN_SECTIONS: dict[str, dict[str, Key]] = {
         "potential": Key("bool", None, "walkers also feel the system's potential at kT; default: the method's "
                          "(true for well_tempered_metadynamics, false otherwise)"),
         "kT": Key("float", 1.0, "thermostat temperature T0 (= kT)", "> 0", _pos),
+        "capture": Key("str", "none", "run the whole step captured, with no host sync (docs/science.md §7.1): "
+                       "compile — torch.compile(fullgraph=True), cuda_graph — replayed as a CUDA graph (run.device "
+                       "cuda); both draw counter-based noise (run.noise = counter, the CUDA default)",
+                       choices=CAPTURES),
     },
     "schedule": {
         "kind": Key("str", "inverse_time", "f_WL(t) schedule", choices=SCHEDULE_KINDS),
@@ -425,7 +430,18 @@ def cross_checks(cfg: dict) -> None:
                    f"{out['report_interval']}", out["checkpoint_interval"])
     device_name("run.device", cfg["run"]["device"])
     _method_checks(cfg, kind)
-    eng = cfg["integrator"]["engine"]
+    eng, cap = cfg["integrator"]["engine"], cfg["integrator"]["capture"]
+    if cap != "none":
+        cuda = cfg["run"]["device"].startswith("cuda")
+        if eng == "compiled":
+            raise error("integrator.capture", "the compiled (numba) engine has no captured step; set "
+                        "integrator.engine = 'torch' or capture = 'none'", cap)
+        if cap == "cuda_graph" and not cuda:
+            raise error("integrator.capture", "'cuda_graph' needs run.device = 'cuda'", cap)
+        noise = cfg["run"]["noise"]
+        if noise == "streams" or (noise == "auto" and not cuda):
+            raise error("integrator.capture", f"{cap!r} needs run.noise = 'counter' (counter-based noise; "
+                        f"got run.noise = {noise!r} on {cfg['run']['device']!r})", cap)
     if eng == "compiled":
         why = compiled_obstacle(cfg)
         if why:

@@ -47,7 +47,8 @@ class ReflectiveBox(Constraint):
         q1 = 2 * r - q
         v1 = torch.where(q != r, -v, v)
         far = q1.abs() > b  # crossed more than once: fold on the triangle wave
-        if q.device.type == "cuda" or bool(far.any()):  # the test is a host sync: on CUDA fold unconditionally
+        # the test is a host sync: on CUDA, and in a compiled step, fold unconditionally
+        if q.device.type == "cuda" or torch.compiler.is_compiling() or bool(far.any()):
             qf, vf = self._fold(q, v, b)
             q1, v1 = torch.where(far, qf, q1), torch.where(far, vf, v1)
         return q1, v1

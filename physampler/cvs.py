@@ -143,14 +143,27 @@ class CVSet:
 
             return xi, vjp
 
-        with torch.enable_grad():
-            qg = q.detach().requires_grad_(True)
-            xi_graph = torch.stack([c.value(qg) for c in self.cvs], dim=1)
+        xi, _, vjp = value_and_pullback(lambda x: (torch.stack([c.value(x) for c in self.cvs], dim=1), ()), q)
+        return xi, vjp
 
-        def vjp(coeff: torch.Tensor) -> torch.Tensor:
-            # Walkers are independent, so the gradient of Σ_w Σ_k c_wk ξ_wk with
-            # respect to q_w is walker w's force term: one backward pass for all.
-            (g,) = torch.autograd.grad(xi_graph, qg, grad_outputs=coeff.to(xi_graph.dtype))
-            return g
 
-        return xi_graph.detach(), vjp
+def value_and_pullback(fn, q: torch.Tensor):
+    """``(ξ, aux, vjp)`` of ``fn(q) -> (ξ [W, K], aux)`` with ``vjp(c) = Σ_k c_k ∂ξ_k/∂q`` in one
+    backward pass; ``aux`` (e.g. a test observable) is not differentiated.
+
+    Walkers are independent, so the gradient of Σ_w Σ_k c_wk ξ_wk with respect to q_w is walker w's
+    term: one backward pass serves all.  Eagerly this is ``torch.autograd.grad``; inside
+    ``torch.compile`` (a captured step, :mod:`physampler.integrators.graph`) ``torch.func.vjp``,
+    which the compiler traces without breaking the graph."""
+    if torch.compiler.is_compiling():
+        xi, pullback, aux = torch.func.vjp(fn, q, has_aux=True)
+        return xi, aux, lambda coeff: pullback(coeff.to(xi.dtype))[0]
+    with torch.enable_grad():
+        qg = q.detach().requires_grad_(True)
+        xi, aux = fn(qg)
+
+    def vjp(coeff: torch.Tensor) -> torch.Tensor:
+        (g,) = torch.autograd.grad(xi, qg, grad_outputs=coeff.to(xi.dtype))
+        return g
+
+    return xi.detach(), aux, vjp

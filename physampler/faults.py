@@ -54,11 +54,13 @@ class FaultLog:
         self.value = torch.zeros((walkers, cvs), dtype=torch.float64, device=device)
 
     def record(self, kind: int, bad: torch.Tensor, step: int, xi: torch.Tensor) -> None:
-        """Note ``bad`` [W] walkers at ``step`` (those with an earlier fault keep theirs)."""
+        """Note ``bad`` [W] walkers at ``step`` (an int or a 0-d device tensor; those with an earlier
+        fault keep theirs)."""
         new = bad & (self.step < 0)
         self.step.masked_fill_(new, step)
         self.kind.masked_fill_(new, kind)
-        self.value = torch.where(new[:, None], xi.detach().to(torch.float64), self.value)
+        # in place: a captured step (CUDA graph) keeps reading and writing the same buffers
+        self.value.copy_(torch.where(new[:, None], xi.detach().to(torch.float64), self.value))
 
     def raise_first(self, walkers=None, grid=None) -> None:
         """Raise the first recorded fault (one host sync); nothing when there is none.

@@ -83,7 +83,9 @@ class Grid:
             s *= n
         self.size = s
         f64 = dict(dtype=torch.float64, device=self.device)
-        self._strides = torch.tensor(list(reversed(strides)), dtype=torch.int64, device=self.device)
+        #: strides as Python ints too: reading them from the device tensor would be a host sync per step
+        self.strides = tuple(reversed(strides))
+        self._strides = torch.tensor(self.strides, dtype=torch.int64, device=self.device)
         self._n = torch.tensor(self.shape, dtype=torch.int64, device=self.device)
         self._lower = torch.tensor([a.lower for a in axes], **f64)
         self._upper = torch.tensor([a.upper for a in axes], **f64)
@@ -173,7 +175,7 @@ class Grid:
             j = idx[..., k]
             s = torch.clamp(j, 1, self.shape[k] - 2)  # centre of the 3-point stencil
             shift = (j - s).to(v.dtype)  # -1 at the first centre, +1 at the last, else 0
-            stride = int(self._strides[k])
+            stride = self.strides[k]
             b = base + (s - j) * stride
             vm, v0, vp = v[b - stride], v[b], v[b + stride]
             # Stencil weights for (v[s-1], v[s], v[s+1]) are linear in shift:
@@ -187,7 +189,7 @@ class Grid:
         """Separable Gaussian on bin centres around ξ, truncated at ``cutoff``·σ.
 
         Returns ``(flat_index [W, M], weight [W, M])`` with Σ weight = 1 per walker
-        over the untruncated window; ``sigma`` is in bins, per axis [K].
+        over the untruncated window; ``sigma`` is in bins, per axis (K floats).
         ``edge='reflect'`` folds the part of the window beyond an edge back into the
         grid (mirror at the edge, so a flat histogram is stationary up to the edge);
         ``edge='truncate'`` drops it (weight 0).
@@ -196,7 +198,7 @@ class Grid:
         flat = None
         weight = None
         for k in range(self.ndim):
-            s = float(sigma[k])
+            s = sigma[k]
             r = int(math.ceil(cutoff * s))
             offs = torch.arange(-r, r + 1, device=u.device, dtype=torch.int64)
             j = torch.round(u[:, k]).to(torch.int64)[:, None] + offs  # [W, L]
@@ -211,7 +213,7 @@ class Grid:
                 inside = (j >= 0) & (j < n)
                 w = w * inside
                 j = torch.clamp(j, 0, n - 1)
-            jk = j * int(self._strides[k])
+            jk = j * self.strides[k]
             if flat is None:
                 flat, weight = jk, w
             else:

@@ -262,9 +262,10 @@ def build(cfg: dict, text: str, *, walkers_total: int | None = None, system=None
     wlmd = BiasedMD(system, cvs, _method(cfg, land, _schedule(cfg)), dt=it["dt"], c_f=it["c_f"], kT=it["kT"],
                     biases=biases, constraints=built.constraints, walkers_total=walkers_total,
                     splitting=it["splitting"], potential=it["potential"], observe=observed,
-                    observe_every=cfg["cvs"]["observe_every"])
+                    observe_every=cfg["cvs"]["observe_every"], capture=it["capture"])
     integrator = wlmd
-    if it["engine"] == "compiled" or (it["engine"] == "auto" and C.compiled_obstacle(cfg) is None):
+    if it["engine"] == "compiled" or (it["engine"] == "auto" and it["capture"] == "none"
+                                      and C.compiled_obstacle(cfg) is None):
         from .integrators.compiled import CompiledWLMD
 
         integrator = CompiledWLMD(wlmd)

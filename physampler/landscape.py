@@ -77,6 +77,7 @@ class Landscape:
         if len(sig) != k:
             raise ValueError(f"sigma: must be a scalar or one value per axis ({k}) (got {sigma!r})")
         self.sigma = torch.tensor([_checks.positive("sigma", s) for s in sig], dtype=torch.float64)
+        self._sigma = tuple(float(s) for s in self.sigma)  # Python floats: no tensor read per deposit
         self.cutoff = _checks.positive("cutoff", cutoff)
         self.edge = _checks.choice("edge", edge, EDGES)
         self.out_of_range = _checks.choice("out_of_range", out_of_range, POLICIES)
@@ -121,7 +122,7 @@ class Landscape:
             inside = self.grid.in_range(xi)
         h = torch.as_tensor(height, dtype=torch.float64, device=self.device)
         h = h.expand(xi.shape[0]) * inside
-        idx, w = self.grid.gaussian_kernel(xi, self.sigma, self.cutoff, self.edge)
+        idx, w = self.grid.gaussian_kernel(xi, self._sigma, self.cutoff, self.edge)
         self.S.view(-1).index_add_(0, idx.reshape(-1), (w * h[:, None]).reshape(-1))
         self.count(xi, inside)
 

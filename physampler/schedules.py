@@ -1,10 +1,16 @@
 """Wang–Landau factor schedules f_WL(t): pure functions of the step t (1-based;
-the deposit after the t-th move uses f_WL(t))."""
+the deposit after the t-th move uses f_WL(t)).
+
+Each schedule is evaluated three ways with the same IEEE operations, hence the same bits:
+``schedule(t)`` for a Python step, :meth:`Schedule.values` for a block of steps (the compiled
+engine) and :meth:`Schedule.tensor` for a step held in a device tensor (a captured step,
+:mod:`physampler.integrators.graph`, with no host sync)."""
 from __future__ import annotations
 
 import abc
 
 import numpy as np
+import torch
 
 from . import _checks
 
@@ -19,6 +25,10 @@ class Schedule(abc.ABC):
     def values(self, start: int, count: int) -> np.ndarray:
         """f_WL(start), …, f_WL(start + count − 1) as float64, equal to calling the schedule."""
         return np.array([self(t) for t in range(start, start + count)], dtype=np.float64)
+
+    @abc.abstractmethod
+    def tensor(self, step: torch.Tensor) -> torch.Tensor:
+        """f_WL at the steps of the integer tensor ``step``, float64 on its device."""
 
     def params(self) -> dict:
         return {k: v for k, v in vars(self).items()}
@@ -57,6 +67,12 @@ class InverseTime(Schedule):
             out = self.F * np.minimum(t / self.t_wl, self.t_wl / t)
         return np.where(t <= 0, 0.0, out)
 
+    def tensor(self, step):
+        t = step.to(torch.float64)
+        # full_like(·)/t, not t_wl/t: a Python number over a tensor is a reciprocal times the number in
+        # torch, which is not the correctly rounded quotient that __call__ computes
+        return torch.where(t <= 0, 0.0, self.F * torch.minimum(t / self.t_wl, torch.full_like(t, self.t_wl) / t))
+
 
 class ThreeStage(Schedule):
     """[P2] three-stage schedule:
@@ -90,6 +106,12 @@ class ThreeStage(Schedule):
             return self.F
         return self.F * (self.t_drop - self.t_off) / (t - self.t_off)
 
+    def tensor(self, step):
+        t = step.to(torch.float64)
+        decay = torch.full_like(t, self.F * (self.t_drop - self.t_off)) / (t - self.t_off)
+        out = torch.where(t < self.t_rise, self.F * t / self.t_rise, torch.where(t < self.t_drop, self.F, decay))
+        return torch.where(t <= 0, 0.0, out)
+
 
 class Constant(Schedule):
     """f_WL(t) = f for every t (f = 0 freezes the landscape)."""
@@ -101,6 +123,9 @@ class Constant(Schedule):
 
     def __call__(self, step):
         return self.f
+
+    def tensor(self, step):
+        return torch.full(step.shape, self.f, dtype=torch.float64, device=step.device)
 
 
 SCHEDULES = {cls.kind: cls for cls in (InverseTime, ThreeStage, Constant)}

@@ -23,12 +23,20 @@ def drift(q: torch.Tensor, v: torch.Tensor, dt: float) -> torch.Tensor:
     return q + v * dt
 
 
-def thermostat(v: torch.Tensor, c_f: float, kT: float, inv_mass, noise: torch.Tensor) -> torch.Tensor:
-    """(1 − c_f)·v + √(c_f(2 − c_f)·kT/m)·η; ``inv_mass`` is 1/m (scalar or broadcastable)."""
+def noise_scale(c_f: float, kT: float, inv_mass, dtype, device) -> torch.Tensor:
+    """√(c_f(2 − c_f)·kT/m) of the thermostat, in ``dtype`` on ``device`` (an engine computes it
+    once: building it from Python numbers every step is a host-to-device copy)."""
+    return torch.sqrt(torch.as_tensor(c_f * (2.0 - c_f) * kT, dtype=dtype, device=device) * inv_mass)
+
+
+def thermostat(v: torch.Tensor, c_f: float, kT: float, inv_mass, noise: torch.Tensor, scale=None) -> torch.Tensor:
+    """(1 − c_f)·v + √(c_f(2 − c_f)·kT/m)·η; ``inv_mass`` is 1/m (scalar or broadcastable);
+    ``scale``: the :func:`noise_scale` of these arguments, when the caller holds it."""
     if c_f == 0.0:
         return v
-    sigma = torch.sqrt(torch.as_tensor(c_f * (2.0 - c_f) * kT, dtype=v.dtype, device=v.device) * inv_mass)
-    return (1.0 - c_f) * v + sigma * noise
+    if scale is None:
+        scale = noise_scale(c_f, kT, inv_mass, v.dtype, v.device)
+    return (1.0 - c_f) * v + scale * noise
 
 
 def friction_coefficient(gamma: float, dt: float) -> float:

@@ -34,7 +34,7 @@ from ..rng import WalkerRNG
 from ..schedules import Schedule
 from ..system import System
 from ..methods import Method, WangLandau
-from .operators import drift, kick, maxwell_boltzmann, thermostat
+from .operators import drift, kick, maxwell_boltzmann, noise_scale, thermostat
 from .splittings import SPLITTINGS, partial_friction, thermostats
 
 
@@ -82,9 +82,14 @@ class BiasedMD:
         its block, or by :meth:`check_faults`, naming the same step and walker (a faulted
         walker deposits nothing meanwhile, so the landscape stays clean); ``auto`` (default):
         ``block`` on CUDA, ``step`` elsewhere.
+    capture : how :meth:`run` steps: ``none`` (default, :meth:`step` after step); ``compile`` or
+        ``cuda_graph`` — the whole step captured (:class:`~.graph.CapturedSteps`: counter-based
+        noise, faults checked at the end of the block, compiled or replayed as a CUDA graph).
     """
 
     SPLITTINGS = tuple(SPLITTINGS)
+    #: torch.compile's backend for ``capture = "compile"`` (tests trace with "aot_eager" to stay fast)
+    compile_backend = "inductor"
 
     def __init__(
         self,
@@ -103,6 +108,7 @@ class BiasedMD:
         observe=(),
         observe_every: int = 1,
         fault_check: str = "auto",
+        capture: str = "none",
     ):
         self.splitting = _checks.choice("splitting", splitting, self.SPLITTINGS)
         if not isinstance(system, System):
@@ -137,10 +143,13 @@ class BiasedMD:
                              f"(got {[c.name for c in self.observe]})")
         self.observe_every = _checks.positive_int("observe_every", observe_every)
         self.fault_check = _checks.choice("fault_check", fault_check, ("auto", "step", "block"))
+        self.capture = _checks.choice("capture", capture, ("none", "compile", "cuda_graph"))
+        self._captured = None  # (CapturedSteps, the state it last returned): run() continues it
         m = system.masses
         self._unit_masses = bool((torch.as_tensor(m) == 1.0).all())
         self._ops = SPLITTINGS[self.splitting]
         self._c = {h: partial_friction(self.c_f, h) for op, h in self._ops if op == "O"}
+        self._consts = {}  # (dtype, device) → (1/m, thermostat noise scales): built once, not per step
 
     @property
     def landscape(self) -> Landscape:
@@ -152,7 +161,17 @@ class BiasedMD:
 
     # ------------------------------------------------------------------ parts
     def _inv_mass(self, q):
-        return 1.0 / torch.as_tensor(self.system.masses, dtype=q.dtype, device=q.device)
+        return self._constants(q)[0]
+
+    def _constants(self, q):
+        """(1/m, {h: thermostat noise scale}) in ``q``'s dtype on its device, cached: a step then
+        creates no tensor from host numbers (a copy to the device, which CUDA graphs cannot hold)."""
+        key = (q.dtype, q.device)
+        if key not in self._consts:
+            inv_m = 1.0 / torch.as_tensor(self.system.masses, dtype=q.dtype, device=q.device)
+            self._consts[key] = (inv_m, {h: noise_scale(c, self.kT, inv_m, q.dtype, q.device)
+                                         for h, c in self._c.items()})
+        return self._consts[key]
 
     def entropy_gradient(self, xi: torch.Tensor) -> torch.Tensor:
         """∂S_tot/∂ξ = ∂S_m/∂ξ (+ edge walls) + Σ ∂S_bias/∂ξ, [W, K]."""
@@ -245,20 +264,26 @@ class BiasedMD:
         f = self.method.update(xi, t, inside, self.walkers_total or q.shape[0])
         for name, values in self.cvs.observables().items():
             self.landscape.observe(name, xi, values, inside)
-        if self.observe and t % self.observe_every == 0:
-            self.record_observed(q, xi, inside)
+        if self.observe:
+            due = t % self.observe_every == 0
+            if isinstance(t, torch.Tensor):  # a captured step: no branch on a device value
+                self.record_observed(q, xi, inside & due)
+            elif due:
+                self.record_observed(q, xi, inside)
         a = self.acceleration(q, xi, vjp, t, rng.walkers, faults)
         return q, v, xi, a, WLMDInfo(cv=xi, f_wl=f, in_range=inside)
 
-    def step(self, state: WLMDState):
-        """One step of the splitting; under deferred fault checks (``fault_check``) a fault is
-        recorded in ``state.faults`` and raised by :meth:`run` or :meth:`check_faults`."""
-        t = state.step + 1
-        q, v, a, rng = state.positions, state.velocities, state.accel, state.rng
-        faults = state.faults
-        if faults is None and self.deferred(q):
-            faults = FaultLog(q.shape[0], len(self.cvs), q.device)
-        inv_m = self._inv_mass(q)
+    def advance(self, q, v, a, t, rng, faults: FaultLog | None = None):
+        """The operators of one step on plain tensors: positions, velocities and acceleration
+        [W, *shape] at step t − 1 → ``(q, v, a, ξ, info)`` at step ``t``.
+
+        ``t`` is a Python int, or a 0-d int64 tensor on the device: then f(t) is computed there
+        (:meth:`~physampler.schedules.Schedule.tensor`) and, with ``faults`` and a
+        :class:`~physampler.rng.CounterRNG`, the step reads nothing back from the device and
+        creates no tensor from host numbers, so ``torch.compile(fullgraph=True)`` and CUDA
+        graphs capture it whole (:mod:`.graph`).
+        """
+        inv_m, scales = self._constants(q)
         xi = info = None
         for op, h in self._ops:
             if op == "B":
@@ -266,9 +291,19 @@ class BiasedMD:
             elif op == "A":
                 q = drift(q, v, h * self.dt)
             elif op == "O":
-                v = thermostat(v, self._c[h], self.kT, inv_m, rng.normal(q.shape[1:], dtype=q.dtype))
+                v = thermostat(v, self._c[h], self.kT, inv_m, rng.normal(q.shape[1:], dtype=q.dtype), scales[h])
             else:
                 q, v, xi, a, info = self._force_step(q, v, t, rng, faults)
+        return q, v, a, xi, info
+
+    def step(self, state: WLMDState):
+        """One step of the splitting; under deferred fault checks (``fault_check``) a fault is
+        recorded in ``state.faults`` and raised by :meth:`run` or :meth:`check_faults`."""
+        t = state.step + 1
+        faults = state.faults
+        if faults is None and self.deferred(state.positions):
+            faults = FaultLog(state.positions.shape[0], len(self.cvs), state.positions.device)
+        q, v, a, xi, info = self.advance(state.positions, state.velocities, state.accel, t, state.rng, faults)
         return replace(state, positions=q, velocities=v, accel=a, cv=xi, step=t, faults=faults), info
 
     def log_density_of_states(self) -> torch.Tensor:
@@ -303,13 +338,30 @@ class BiasedMD:
         """``steps`` steps, or fewer once ``stop()`` (asked after every step) is true; returns the
         state and the last step's info — the block interface the compiled engine shares.  Faults
         recorded by deferred checks are raised at the end, naming their step and walker."""
+        steps = _checks.non_negative_int("steps", steps)
+        if self.capture != "none":
+            return self._run_captured(state, steps, stop)
         info = None
-        for _ in range(_checks.non_negative_int("steps", steps)):
+        for _ in range(steps):
             state, info = self.step(state)
             if stop is not None and stop():
                 break
         self.check_faults(state)
         return state, info
+
+    def _run_captured(self, state: WLMDState, steps: int, stop):
+        """:meth:`run` on the captured step; it is built (compiled, or recorded as a CUDA graph) once
+        and continued while ``state`` is the one it returned last (info: None)."""
+        from .graph import CapturedSteps
+
+        if self._captured is None or self._captured[1] is not state:
+            self._captured = (CapturedSteps(self, state, mode=self.capture, backend=self.compile_backend), None)
+        cs = self._captured[0]
+        cs.run(steps, stop)
+        out = cs.state()
+        self._captured = (cs, out)
+        self.check_faults(out)
+        return out, None
 
 
 #: the walker entries of the engine state format: name → kind

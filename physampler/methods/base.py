@@ -45,14 +45,19 @@ class Method(abc.ABC):
         """∂S_m/∂ξ at ξ, [W, K] (edge walls included)."""
         return self.landscape.gradient(xi)
 
-    def factor(self, step: int) -> float:
-        """The deposit factor f(t) of step t (0 for a frozen bias)."""
+    def factor(self, step: int | torch.Tensor) -> float | torch.Tensor:
+        """The deposit factor f(t) of step t (0 for a frozen bias): a float for a Python step, a
+        float64 tensor on its device for a step held in a tensor (no host sync)."""
+        if isinstance(step, torch.Tensor):
+            if self.schedule is None:
+                return torch.zeros(step.shape, dtype=torch.float64, device=step.device)
+            return self.schedule.tensor(step)
         return 0.0 if self.schedule is None else float(self.schedule(step))
 
     @abc.abstractmethod
-    def update(self, xi: torch.Tensor, step: int, inside: torch.Tensor, walkers: int) -> float:
-        """Deposit of step ``step`` for CV values ``xi`` [W, K] of in-grid walkers ``inside``,
-        ``walkers`` walkers sharing the grid; returns the factor f(t) used."""
+    def update(self, xi: torch.Tensor, step, inside: torch.Tensor, walkers: int):
+        """Deposit of step ``step`` (an int, or a 0-d integer tensor: see :meth:`factor`) for CV values ``xi`` [W, K] of in-grid walkers ``inside``,
+        ``walkers`` walkers sharing the grid; returns the factor f(t) used (:meth:`factor`)."""
 
     @abc.abstractmethod
     def log_density(self, kT: float) -> torch.Tensor:

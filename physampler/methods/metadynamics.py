@@ -45,8 +45,8 @@ class WellTemperedMetadynamics(Method):
         """γ = (T + ΔT)/T."""
         return (self.kT + self.delta_T) / self.kT
 
-    def update(self, xi: torch.Tensor, step: int, inside: torch.Tensor, walkers: int) -> float:
-        f = float(self.schedule(step))
+    def update(self, xi: torch.Tensor, step, inside: torch.Tensor, walkers: int):
+        f = self.factor(step)
         v = self.kT * self.landscape.value(xi)
         self.landscape.deposit(xi, (f / walkers) * torch.exp(-v / self.delta_T), inside)
         return f

@@ -41,9 +41,9 @@ class StaticBias(Method):
         landscape.S.copy_(torch.where(ok, s, s[ok].max()))
         return cls(landscape)
 
-    def update(self, xi: torch.Tensor, step: int, inside: torch.Tensor, walkers: int) -> float:
+    def update(self, xi: torch.Tensor, step, inside: torch.Tensor, walkers: int):
         self.landscape.count(xi, inside)
-        return 0.0
+        return self.factor(step)
 
     def log_density(self, kT: float) -> torch.Tensor:
         h = self.landscape.H

@@ -25,8 +25,8 @@ class WangLandau(Method):
             raise ValueError("schedule: Wang–Landau needs a schedule f_WL(t) (got None)")
         super().__init__(landscape, schedule)
 
-    def update(self, xi: torch.Tensor, step: int, inside: torch.Tensor, walkers: int) -> float:
-        f = float(self.schedule(step))
+    def update(self, xi: torch.Tensor, step, inside: torch.Tensor, walkers: int):
+        f = self.factor(step)
         self.landscape.deposit(xi, f / walkers, inside)
         return f
 
