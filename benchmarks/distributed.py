@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 CFG = """
@@ -55,7 +54,6 @@ def run(world, k, steps, walkers, tmp):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     procs = []
-    t = time.perf_counter()
     for r in range(world):
         env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world), RANK=str(r),
                    LOCAL_RANK=str(r), OMP_NUM_THREADS="1")

@@ -16,7 +16,6 @@ import os
 import platform
 import time
 
-import numpy as np
 import torch
 
 from physampler.validation_lj import LJ_CASES, build, start_configurations
