@@ -41,6 +41,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from physampler import WLMD, Axis, InverseTime, Landscape, ReflectiveBox, WalkerRNG
+from physampler.integrators.graph import CapturedSteps
+from physampler.rng import CounterRNG
 from physampler.adapters.torch_module import ModuleCVSet, ModuleSystem, smoothed_accuracy
 from physampler.models.cnn import SmallCNN
 from physampler.models.mlp import MLP
@@ -149,16 +151,23 @@ class Plain:
 
 
 class Auto:
-    def __init__(self, system: ModuleSystem, loss: str, walkers: int):
+    """physampler's step under strategy auto; ``capture = "compile"``: the whole step captured and
+    compiled (physampler.integrators.graph, counter-based noise; compiled before the clock starts)."""
+
+    def __init__(self, system: ModuleSystem, loss: str, walkers: int, capture: str = "none"):
         names = names_of(loss)
         self.w = WLMD(system, ModuleCVSet(system, names), landscape(names), InverseTime(0.5, 1e5), dt=DT, c_f=C_F,
                       kT=KT, constraints=[ReflectiveBox(system.box_bounds(BOX_C))])
         gen = torch.Generator().manual_seed(0)
         q = system.initial_positions(walkers) * (1 + 0.01 * torch.randn(walkers, *system.shape, generator=gen))
-        self.state = self.w.init(q, WalkerRNG(0, walkers))
+        self.state = self.w.init(q, (WalkerRNG if capture == "none" else CounterRNG)(0, walkers))
+        self.captured = None if capture == "none" else CapturedSteps(self.w, self.state, mode=capture)
 
     def step(self):
-        self.state, _ = self.w.step(self.state)
+        if self.captured is not None:
+            self.captured.run(1)
+        else:
+            self.state, _ = self.w.step(self.state)
 
 
 def rate(engine, walkers, seconds):
@@ -186,6 +195,9 @@ def main():
     ap.add_argument("--walkers", type=int, nargs="+", default=[1, 4, 16, 64])
     ap.add_argument("--max-step-seconds", type=float, default=2.0,
                     help="skip a W whose one step would take longer than this at the GEMM rate")
+    ap.add_argument("--capture", type=int, nargs="*", default=[],
+                    help="at these W, also time the whole step captured and compiled (inductor; its compile "
+                         "time, about a minute per model and W on 2 cores, is not counted)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     g0 = gemm_rate()
@@ -212,6 +224,15 @@ def main():
             print(f"{name:>20} {system.shape[0]:>8} {flops / 1e6:>9.3f} {w:>4} {plain_best:>9.1f} {auto_best:>9.1f} "
                   f"{auto_best / plain_best:>10.2f} {100 * plain_best * flops / g0:>11.2f}% "
                   f"{100 * auto_best * flops / g0:>10.2f}%  {chosen}", flush=True)
+            if w in a.capture:
+                s = ModuleSystem(net, train, test, loss=loss, dtype=torch.float32)
+                eng = Auto(s, loss, w, capture="compile")
+                eng.step()  # compiles
+                cap = max(rate(eng, w, a.seconds) for _ in range(2))
+                plain = rate(Plain(system, loss, min(w, 4)), min(w, 4), a.seconds)  # interleaved reference
+                print(f"{name + ' captured':>20} {system.shape[0]:>8} {flops / 1e6:>9.3f} {w:>4} {plain:>9.1f} "
+                      f"{cap:>9.1f} {cap / plain:>10.2f} {100 * plain * flops / g0:>11.2f}% "
+                      f"{100 * cap * flops / g0:>10.2f}%  {s.run_attrs()['nn_strategy']}+compile", flush=True)
     g1 = gemm_rate()
     print(f"# GEMM rate at end {g1 / 1e9:.1f} GFLOP/s (the % columns use the start's)")
 
