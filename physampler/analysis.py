@@ -24,6 +24,24 @@ tolerance of the validations.
 
 Equilibrium curves of a 2-D S(x, y): the max-entropy curve y*(x) = argmax_y S(x, y)
 and the entropy-weighted mean ⟨y⟩(x) = Σ_y y·e^S / Σ_y e^S.
+
+Paths on a 2-D landscape (docs/science.md §10, "Numbers from a path"): a trajectory
+(x_k, y_k), k = 0…n, is projected onto the grid and read as S_k = S(bin of x_k, y_k)
+(:func:`project_path`).  Its **entropy barrier** is
+
+    B = min(S_start, S_end) − min_k S_k  ≥ 0,
+
+the depth by which the path dips below the lower of its two ends (the ends are its first
+and last points in visited bins), at k* = argmin_k S_k (:func:`path_barrier`).  A path
+along which S falls monotonically — as it does from high to low training loss — has
+B = 0.  The **straight path** at fixed x between two values of y is the column of bins
+between them (:func:`straight_path_barrier`).  The **high-entropy advantage** at each
+x the path visits is y*(x) − ȳ_path(x) and ⟨y⟩(x) − ȳ_path(x), ȳ_path(x) the path's mean
+y in that column, averaged over the columns at x ≤ x_low (the low-loss part)
+(:func:`entropy_advantage`).  The **largest jump** of y*(x) between neighbouring visited
+columns (:func:`max_entropy_jump`) tests continuity: a first-order transition between
+memorising and generalising networks would show as a jump of order one in y*, a
+continuous crossover as jumps of a few bins.
 """
 from __future__ import annotations
 
@@ -218,3 +236,188 @@ def peak(temperatures, values) -> tuple[float, float]:
             h = 0.5 * (t[i + 1] - t[i - 1])
             return float(t[i] + d * h), float(y1 - 0.25 * (y0 - y2) * d)
     return float(t[i]), float(c[i])
+
+
+# ---------------------------------------------------------------- numbers from a path
+def bin_index(centres, values) -> np.ndarray:
+    """Bin of each value on a uniform grid with these bin centres; −1 outside the grid."""
+    c, v = _as_np(centres), _as_np(values)
+    if c.size < 2:
+        raise ValueError("centres: need at least 2 bins")
+    w = (c[-1] - c[0]) / (c.size - 1)
+    with np.errstate(invalid="ignore"):
+        i = np.floor((v - (c[0] - 0.5 * w)) / w)
+    ok = np.isfinite(i) & (i >= 0) & (i < c.size)
+    return np.where(ok, i, -1).astype(np.int64)
+
+
+@dataclass
+class PathProfile:
+    """A path (x_k, y_k) on the grid of S(x, y): bins ``ix``, ``iy`` (−1 outside the grid) and
+    ``entropy`` S_k (NaN outside the grid or in an unvisited bin)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    ix: np.ndarray
+    iy: np.ndarray
+    entropy: np.ndarray
+
+    @property
+    def on_landscape(self) -> np.ndarray:
+        return np.isfinite(self.entropy)
+
+
+def project_path(x_centres, y_centres, entropy, x, y) -> PathProfile:
+    """:class:`PathProfile` of the path (x, y) on S(x, y) [nx, ny] (NaN = unvisited)."""
+    xc, yc, s = _as_np(x_centres), _as_np(y_centres), _as_np(entropy)
+    if s.shape != (xc.size, yc.size):
+        raise ValueError(f"entropy: must have shape [len(x), len(y)] = [{xc.size}, {yc.size}] (got {list(s.shape)})")
+    px, py = _as_np(x).reshape(-1), _as_np(y).reshape(-1)
+    if px.shape != py.shape:
+        raise ValueError(f"path: x and y must have the same length (got {px.size} and {py.size})")
+    ix, iy = bin_index(xc, px), bin_index(yc, py)
+    inside = (ix >= 0) & (iy >= 0)
+    sk = np.full(px.size, np.nan)
+    sk[inside] = s[ix[inside], iy[inside]]
+    return PathProfile(px, py, ix, iy, sk)
+
+
+@dataclass
+class Barrier:
+    """B = min(S_start, S_end) − min_k S_k over the path's points on the landscape, at point
+    ``index`` (of the profile given); NaN (index −1) with fewer than two such points."""
+
+    depth: float
+    index: int
+    start: float
+    end: float
+    minimum: float
+    skipped: int  # path points outside the grid or in unvisited bins, left out
+
+
+def path_barrier(entropy_along) -> Barrier:
+    """:class:`Barrier` of the values S_k along a path (NaN entries are skipped and counted)."""
+    s = _as_np(entropy_along).reshape(-1)
+    ok = np.nonzero(np.isfinite(s))[0]
+    skipped = int(s.size - ok.size)
+    if ok.size < 2:
+        return Barrier(np.nan, -1, np.nan, np.nan, np.nan, skipped)
+    start, end = float(s[ok[0]]), float(s[ok[-1]])
+    k = int(ok[np.argmin(s[ok])])
+    low = float(s[k])
+    return Barrier(max(0.0, min(start, end) - low), k, start, end, low, skipped)
+
+
+def straight_path_barrier(y_centres, column, y_from: float, y_to: float) -> Barrier:
+    """:class:`Barrier` along one column S(x_fixed, y) [ny] from the bin of ``y_from`` to that
+    of ``y_to`` (``index`` counts bins from the one of ``y_from``); NaN when either is off the grid."""
+    yc, col = _as_np(y_centres), _as_np(column).reshape(-1)
+    a, b = (int(i) for i in bin_index(yc, [y_from, y_to]))
+    if a < 0 or b < 0:
+        return Barrier(np.nan, -1, np.nan, np.nan, np.nan, 0)
+    return path_barrier(col[np.arange(a, b + (1 if b >= a else -1), 1 if b >= a else -1)])
+
+
+@dataclass
+class Advantage:
+    """Per visited column ``x`` (grid centres): the path's mean y there, y*(x) − it (``max_entropy``)
+    and ⟨y⟩(x) − it (``mean``); ``*_low_loss``: their means over the columns with x ≤ ``x_low``."""
+
+    x: np.ndarray
+    path_y: np.ndarray
+    max_entropy: np.ndarray
+    mean: np.ndarray
+    x_low: float
+    max_entropy_low_loss: float
+    mean_low_loss: float
+    columns_low_loss: int
+
+
+def entropy_advantage(curves: EquilibriumCurves, profile: PathProfile, x_low: float) -> Advantage:
+    """:class:`Advantage` of the landscape's curves over the path (its points on the landscape)."""
+    on = profile.on_landscape
+    cols = np.unique(profile.ix[on])
+    path_y = np.array([profile.y[on & (profile.ix == i)].mean() for i in cols])
+    xs = curves.x[cols]
+    adv_max = curves.argmax[cols] - path_y
+    adv_mean = curves.mean[cols] - path_y
+    low = xs <= x_low
+    mean = (lambda a: float(np.mean(a[low])) if low.any() else np.nan)
+    return Advantage(xs, path_y, adv_max, adv_mean, float(x_low), mean(adv_max), mean(adv_mean), int(low.sum()))
+
+
+@dataclass
+class Jump:
+    """The largest |y*(x_{i+1}) − y*(x_i)| over neighbouring visited columns, between ``x_from`` and
+    ``x_to``, also in bins of y (``bins``); NaN when no two neighbouring columns are visited."""
+
+    size: float
+    x_from: float
+    x_to: float
+    bins: float
+
+
+def max_entropy_jump(curves: EquilibriumCurves, y_width: float) -> Jump:
+    d = np.abs(np.diff(curves.argmax))
+    if not np.isfinite(d).any():
+        return Jump(np.nan, np.nan, np.nan, np.nan)
+    i = int(np.nanargmax(d))
+    return Jump(float(d[i]), float(curves.x[i]), float(curves.x[i + 1]), float(d[i] / y_width))
+
+
+#: the numbers of :func:`path_numbers`: name → (units, definition), in the order they are reported
+PATH_NUMBERS = {
+    "barrier": ("k_B", "min(S_start, S_end) - min S along the path (0: no entropy barrier)"),
+    "barrier_x": ("x", "x of the path's lowest S"),
+    "barrier_y": ("y", "y of the path's lowest S"),
+    "barrier_step": ("step", "step of the path's lowest S"),
+    "straight_barrier": ("k_B", "the same along the column at x_memorised from y_memorised to y_generalised"),
+    "advantage_max_entropy": ("y", "mean over the low-loss columns of y*(x) - the path's y"),
+    "advantage_mean": ("y", "mean over the low-loss columns of <y>(x) - the path's y"),
+    "low_loss_columns": ("1", "visited columns at x <= x_low the path passes through"),
+    "max_entropy_jump": ("y", "largest |y*(x_i+1) - y*(x_i)| between neighbouring visited columns"),
+    "max_entropy_jump_bins": ("bins", "that jump in bins of y"),
+    "max_entropy_jump_x": ("x", "x midway between the two columns of the largest jump"),
+    "path_points_off_landscape": ("1", "path points outside the grid or in unvisited bins (left out)"),
+}
+
+
+def path_numbers(x_centres, y_centres, entropy, steps, x, y, *, x_low: float, memorised: int | None = None,
+                 generalised: int | None = None) -> dict[str, float]:
+    """The :data:`PATH_NUMBERS` of one landscape S(x, y) [nx, ny] (NaN = unvisited) and a path
+    (x, y) recorded at ``steps``; ``memorised``/``generalised``: indices of the path's points where
+    it memorised (fitted the training set) and generalised — the straight path runs at the x of
+    the first between their y values (NaN when either is None)."""
+    xc, yc = _as_np(x_centres), _as_np(y_centres)
+    steps = _as_np(steps).reshape(-1)
+    prof = project_path(xc, yc, entropy, x, y)
+    curves = equilibrium_curves(xc, yc, entropy)
+    b = path_barrier(prof.entropy)
+    nan = float("nan")
+    out = {"barrier": b.depth, "barrier_x": nan, "barrier_y": nan, "barrier_step": nan}
+    if b.index >= 0:
+        out |= {"barrier_x": float(prof.x[b.index]), "barrier_y": float(prof.y[b.index]),
+                "barrier_step": float(steps[b.index])}
+    straight = nan
+    if memorised is not None and generalised is not None and prof.ix[memorised] >= 0:
+        straight = straight_path_barrier(yc, _as_np(entropy)[prof.ix[memorised]], prof.y[memorised],
+                                         prof.y[generalised]).depth
+    adv = entropy_advantage(curves, prof, x_low)
+    j = max_entropy_jump(curves, float(yc[1] - yc[0]))
+    return out | {"straight_barrier": straight, "advantage_max_entropy": adv.max_entropy_low_loss,
+                  "advantage_mean": adv.mean_low_loss, "low_loss_columns": float(adv.columns_low_loss),
+                  "max_entropy_jump": j.size, "max_entropy_jump_bins": j.bins,
+                  "max_entropy_jump_x": 0.5 * (j.x_from + j.x_to),
+                  "path_points_off_landscape": float(b.skipped)}
+
+
+def mean_and_error(rows: list[dict[str, float]]) -> dict[str, tuple[float, float]]:
+    """Per key: the mean over replicas (NaN entries left out) and its standard error (NaN for
+    fewer than two finite values)."""
+    out = {}
+    for k in rows[0]:
+        v = np.array([r[k] for r in rows], dtype=float)
+        v = v[np.isfinite(v)]
+        out[k] = (float(v.mean()) if v.size else np.nan,
+                  float(v.std(ddof=1) / np.sqrt(v.size)) if v.size >= 2 else np.nan)
+    return out

@@ -140,11 +140,22 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--trajectory", help="trajectory.nc or a training history.nc to overlay on a 2-D landscape")
     inf = sub.add_parser("info", help="grid, steps, walkers, final f_WL, flatness and provenance of a landscape.nc")
     inf.add_argument("landscape", help="landscape.nc")
-    an = sub.add_parser("analyze", help="canonical table <U>, C_V(T) of a 1-D energy landscape, as CSV; several "
-                                        "replica landscapes of one system: mean and standard error")
+    an = sub.add_parser("analyze", help="canonical table <U>, C_V(T) of a 1-D energy landscape; with --trajectory, "
+                                        "the barrier, high-entropy advantage and continuity numbers of a 2-D "
+                                        "landscape along a path; as CSV; several replica landscapes of one "
+                                        "system: mean and standard error")
     an.add_argument("landscape", nargs="+", help="landscape.nc (one, or independent replicas of one job)")
-    an.add_argument("--temperatures", required=True, nargs="+", type=_temperature, metavar="T",
-                    help="temperatures, or one range LO:HI:N")
+    an.add_argument("--temperatures", nargs="+", type=_temperature, metavar="T",
+                    help="temperatures, or one range LO:HI:N (1-D energy landscapes)")
+    an.add_argument("--trajectory", help="trajectory.nc or a training history.nc: the path to analyse on a 2-D "
+                                         "landscape")
+    an.add_argument("--walker", type=_non_negative_int, default=0,
+                    help="walker of the trajectory file (position along its walker dimension; default 0)")
+    an.add_argument("--low-loss", type=float, metavar="X",
+                    help="the advantage is averaged over the columns at x <= X (default: x where the history "
+                         "memorised, t_fit; for a trajectory without t_fit, the median x of the path)")
+    an.add_argument("--path-csv", help="CSV of the path point by point (step, x, y, S of each replica)")
+    an.add_argument("--plot", help="PNG of the landscape with the path and of S along it")
     an.add_argument("--kinetic-dof", type=_non_negative_int, default=0,
                     help="degrees of freedom d: add d/2 to C_V for the total heat capacity (default 0)")
     an.add_argument("-o", "--output", help="CSV file (default: standard output)")
@@ -647,7 +658,12 @@ def _analyze(args) -> int:
     from .io import FileError, density_of_states, read_landscape, write_text
     from .plotting import is_energy_axis
 
+    if args.trajectory is not None:
+        return _analyze_path(args)
     try:
+        if args.temperatures is None:
+            raise ValueError("--temperatures: required for the canonical table of a 1-D energy landscape "
+                             "(or give --trajectory to analyse a path on a 2-D landscape)")
         out = _output_path(args.output) if args.output else None
         pairs, observed = [], []
         for path in args.landscape:
@@ -681,6 +697,86 @@ def _analyze(args) -> int:
         sys.stdout.write(buf.getvalue())
     else:
         write_text(out, buf.getvalue())
+    return 0
+
+
+def _analyze_path(args) -> int:
+    """Summary CSV (quantity, value, standard_error, replicas, units, definition) of
+    :data:`physampler.analysis.PATH_NUMBERS` for the path of ``--trajectory`` on each landscape;
+    the straight path needs a training history's t_fit and t_gen attributes (−1: never)."""
+    import csv
+    import io as _io
+
+    import numpy as np
+
+    from .analysis import PATH_NUMBERS, mean_and_error, path_numbers, project_path
+    from .io import FileError, atomic_write, density_of_states, read_landscape, read_path, write_text
+
+    try:
+        out = _output_path(args.output) if args.output else None
+        extra = {k: _output_path(getattr(args, k)) for k in ("path_csv", "plot") if getattr(args, k)}
+        grids, entropies, first_attrs = None, [], None
+        for path in args.landscape:
+            ls, attrs = read_landscape(path)
+            if ls.grid.ndim != 2:
+                raise ValueError(f"landscape: --trajectory needs 2-D landscapes (got axes {ls.grid.names} in {path!r})")
+            if not bool(ls.visited().any()):
+                raise FileError(path, "no bin was visited, so there is no entropy to analyse")
+            g = [a.centres().numpy() for a in ls.grid.axes]
+            if grids is None:
+                grids, names, first_attrs = g, ls.grid.names, attrs
+                labels = [f"{a.long_name or a.name}" for a in ls.grid.axes]
+            elif ls.grid.names != names or any(a.shape != b.shape or not np.allclose(a, b) for a, b in zip(g, grids)):
+                raise ValueError(f"landscape: every replica must have the grid of {args.landscape[0]!r} "
+                                 f"(got another in {path!r})")
+            entropies.append(density_of_states(path, ls, attrs))
+        rec = read_path(args.trajectory, names, walker=args.walker, landscape_attrs=first_attrs)
+        index = {}
+        for key in ("t_fit", "t_gen"):
+            t = np.asarray(rec.attrs.get(key, -1)).reshape(-1)
+            hit = np.nonzero(rec.steps == int(t[0]))[0] if t.size == 1 and t[0] >= 0 else []
+            index[key] = int(hit[0]) if len(hit) else None
+        if args.low_loss is not None:
+            x_low = float(args.low_loss)
+        elif index["t_fit"] is not None:
+            x_low = float(rec.values[0][index["t_fit"]])
+        else:
+            x_low = float(np.nanmedian(rec.values[0]))
+        rows = [path_numbers(grids[0], grids[1], s, rec.steps, rec.values[0], rec.values[1], x_low=x_low,
+                             memorised=index["t_fit"], generalised=index["t_gen"]) for s in entropies]
+    except (FileError, ValueError) as e:
+        return _bad_input(e)
+    stats = mean_and_error(rows)
+    buf = _io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["quantity", "value", "standard_error", "replicas", "units", "definition"])
+    for k, (units, definition) in PATH_NUMBERS.items():
+        m, e = stats[k]
+        n = sum(np.isfinite(r[k]) for r in rows)
+        w.writerow([k, f"{m:.10g}", "" if not np.isfinite(e) else f"{e:.4g}", n,
+                    {"x": names[0], "y": names[1]}.get(units, units), definition])
+    w.writerow(["x_low", f"{x_low:.10g}", "", len(rows), names[0], "low-loss part: columns at x <= x_low"])
+    if out is None:
+        sys.stdout.write(buf.getvalue())
+    else:
+        write_text(out, buf.getvalue())
+    if "path_csv" in extra:
+        pb = _io.StringIO()
+        pw = csv.writer(pb, lineterminator="\n")
+        pw.writerow(["step", names[0], names[1]] + [f"S_{r}" for r in range(len(entropies))])
+        cols = [project_path(grids[0], grids[1], s, rec.values[0], rec.values[1]).entropy for s in entropies]
+        for k in range(rec.steps.size):
+            pw.writerow([int(rec.steps[k]), f"{rec.values[0][k]:.10g}", f"{rec.values[1][k]:.10g}"]
+                        + ["" if not np.isfinite(c[k]) else f"{c[k]:.10g}" for c in cols])
+        write_text(extra["path_csv"], pb.getvalue())
+    if "plot" in extra:
+        import matplotlib.pyplot as plt
+
+        from .plotting import path_analysis_figure
+
+        fig = path_analysis_figure(grids[0], grids[1], entropies, rec, stats, labels)
+        atomic_write(extra["plot"], lambda tmp: fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight"))
+        plt.close(fig)
     return 0
 
 

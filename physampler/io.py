@@ -44,6 +44,7 @@ import os
 import shutil
 import stat
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -371,6 +372,53 @@ def read_trajectory(path: str | Path, names=None):
     if ds["step"].dims != ("step",):
         raise FileError(path, f"variable 'step' must lie along its own dimension 'step' (got {ds['step'].dims})")
     return ds
+
+
+def check_same_task(landscape_attrs: dict, trajectory, tr) -> None:
+    """A trajectory or history ``tr`` (Dataset) read on a landscape must come from the same system
+    (data and network): :class:`FileError` naming ``trajectory`` and the keys that differ."""
+    from . import config as C
+
+    texts = [str(landscape_attrs.get("config", "")), str(tr.attrs.get("config", ""))]
+    try:
+        a, b = (C.parse(t, kind=C.kind_of(t))["system"] for t in texts)
+    except (C.ConfigError, ValueError):
+        return  # one of them carries no config: nothing to compare
+    from .registry import systems
+
+    kind = systems().get(a["kind"])
+    identity = kind.identity if kind is not None and kind.identity is not None else tuple(a)
+    keys = [k for k in ("kind", *identity) if k in a and k in b and a[k] != b[k]]
+    if keys:
+        diff = ", ".join(f"system.{k} = {b[k]!r} (landscape {a[k]!r})" for k in keys)
+        raise FileError(trajectory, f"is a run of another system than the landscape's: {diff}")
+
+
+@dataclass
+class RecordedPath:
+    """One walker's record of CVs ``names`` from a trajectory.nc or history.nc: ``steps`` [n],
+    ``values`` [len(names), n], the file's attributes and a label for plots."""
+
+    steps: np.ndarray
+    values: np.ndarray
+    attrs: dict
+    label: str
+
+
+def read_path(path: str | Path, names, *, walker: int = 0, landscape_attrs: dict | None = None) -> RecordedPath:
+    """Walker ``walker`` (position along the file's walker dimension) of :func:`read_trajectory`;
+    with ``landscape_attrs``, checked to come from the landscape's system (:func:`check_same_task`)."""
+    tr = read_trajectory(path, names)
+    if tr[names[0]].ndim != 2 or not tr.sizes.get("step", 0):
+        raise FileError(path, f"holds no records of {', '.join(names)} over (step, walker)")
+    n = tr.sizes.get("walker", 1)
+    if not 0 <= walker < n:
+        raise ValueError(f"--walker: must be 0..{n - 1} for {str(path)!r} (got {walker})")
+    if landscape_attrs is not None:
+        check_same_task(landscape_attrs, path, tr)
+    values = np.stack([np.asarray(tr[k].values[:, walker], dtype=np.float64) for k in names])
+    label = str(tr.attrs.get("label", f"walker {int(tr['walker'].values[walker])}"))
+    return RecordedPath(np.asarray(tr["step"].values, dtype=np.int64), values, dict(tr.attrs), label)
 
 
 def save_checkpoint(path: str | Path, payload: dict) -> None:

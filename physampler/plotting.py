@@ -61,24 +61,21 @@ def describe_system(attrs: dict) -> str:
     return f"entropy landscape: {what}"
 
 
-def _check_same_task(landscape_attrs: dict, trajectory, tr) -> None:
-    """A trajectory or history overlaid on a landscape must come from the same data and network."""
-    from . import config as C
-    from .io import FileError
+def draw_2d(fig, ax, x, y, entropy):
+    """S(x, y) as a heat map (unvisited bins grey) with the max-entropy and the entropy-weighted
+    mean curves (:func:`~physampler.analysis.equilibrium_curves`), which it returns."""
+    import matplotlib.patheffects as pe
 
-    texts = [str(landscape_attrs.get("config", "")), str(tr.attrs.get("config", ""))]
-    try:
-        a, b = (C.parse(t, kind=C.kind_of(t))["system"] for t in texts)
-    except (C.ConfigError, ValueError):
-        return  # one of them carries no config: nothing to compare
-    from .registry import systems
-
-    kind = systems().get(a["kind"])
-    identity = kind.identity if kind is not None and kind.identity is not None else tuple(a)
-    keys = [k for k in ("kind", *identity) if k in a and k in b and a[k] != b[k]]
-    if keys:
-        diff = ", ".join(f"system.{k} = {b[k]!r} (landscape {a[k]!r})" for k in keys)
-        raise FileError(trajectory, f"is a run of another system than the landscape's: {diff}")
+    ax.set_facecolor("0.88")  # unvisited bins (NaN) in grey, so that no curve is drawn white on white
+    m = ax.pcolormesh(x, y, entropy.T, shading="nearest", cmap="viridis")
+    fig.colorbar(m, ax=ax, label="S / k_B − min")
+    curves = equilibrium_curves(x, y, entropy)
+    outline = [pe.Stroke(linewidth=3.2, foreground="black"), pe.Normal()]
+    ax.plot(curves.x, curves.argmax, "-", color="#ff7f0e", lw=1.8, path_effects=outline,
+            label="max-entropy curve y*(x)")
+    ax.plot(curves.x, curves.mean, "--", color="#ff00ff", lw=1.4, path_effects=outline,
+            label="entropy-weighted mean ⟨y⟩(x)")
+    return curves
 
 
 def landscape_figure(path: str | Path, *, trajectory: str | Path | None = None, temperatures=None):
@@ -86,10 +83,9 @@ def landscape_figure(path: str | Path, *, trajectory: str | Path | None = None, 
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.patheffects as pe
     import matplotlib.pyplot as plt
 
-    from .io import FileError, density_of_states, read_landscape, read_trajectory
+    from .io import FileError, density_of_states, read_landscape, read_path
 
     # Wang–Landau files are drawn from the sampler's own S and H (checked by read_landscape), not the exported copy.
     ls, attrs = read_landscape(path)
@@ -144,25 +140,12 @@ def landscape_figure(path: str | Path, *, trajectory: str | Path | None = None, 
             cax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize=8, frameon=False)
         fig.suptitle(title)
     elif len(dims) == 2:
-        x, y = centres[dims[0]], centres[dims[1]]
         fig, ax = plt.subplots(figsize=(7, 5.2))
-        ax.set_facecolor("0.88")  # unvisited bins (NaN) in grey, so that no curve is drawn white on white
-        m = ax.pcolormesh(x, y, sv_all.T, shading="nearest", cmap="viridis")
-        fig.colorbar(m, ax=ax, label="S / k_B − min")
-        curves = equilibrium_curves(x, y, sv_all)
-        outline = [pe.Stroke(linewidth=3.2, foreground="black"), pe.Normal()]
-        ax.plot(curves.x, curves.argmax, "-", color="#ff7f0e", lw=1.8, path_effects=outline,
-                label="max-entropy curve y*(x)")
-        ax.plot(curves.x, curves.mean, "--", color="#ff00ff", lw=1.4, path_effects=outline,
-                label="entropy-weighted mean ⟨y⟩(x)")
+        draw_2d(fig, ax, centres[dims[0]], centres[dims[1]], sv_all)
         if trajectory is not None:
             # a sampler trajectory (walker 0) or a training history (e.g. AdamW, [P1] Fig. 1)
-            tr = read_trajectory(trajectory, dims)
-            if tr[dims[0]].ndim != 2 or not tr.sizes.get("step", 0):
-                raise FileError(trajectory, f"holds no records of {dims[0]} and {dims[1]} over (time, walker)")
-            _check_same_task(attrs, trajectory, tr)
-            ax.plot(tr[dims[0]].values[:, 0], tr[dims[1]].values[:, 0], "k.-", ms=2, lw=0.5, alpha=0.7,
-                    label=str(tr.attrs.get("label", "walker 0")))
+            rec = read_path(trajectory, dims, landscape_attrs=attrs)
+            ax.plot(rec.values[0], rec.values[1], "k.-", ms=2, lw=0.5, alpha=0.7, label=rec.label)
         ax.set_xlabel(label[dims[0]])
         ax.set_ylabel(label[dims[1]])
         ax.set_title(title, fontsize=10)
@@ -185,6 +168,43 @@ def plot_landscape(path: str | Path, out_png: str | Path, *, trajectory: str | P
     atomic_write(out_png, lambda tmp: fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight"))
     plt.close(fig)
     return out_png
+
+
+def path_analysis_figure(x, y, entropies, rec, numbers: dict, labels=("x", "y")):
+    """Left: the first landscape S(x, y) with its curves, the path and its lowest point; right: S
+    along the path for each replica landscape (each shifted to its value at the path's start),
+    with the barrier's depth in the legend.  ``numbers``: mean and standard error per
+    :data:`~physampler.analysis.PATH_NUMBERS` name."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .analysis import project_path
+
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 5))
+    draw_2d(fig, ax, x, y, entropies[0])
+    ax.plot(rec.values[0], rec.values[1], "k.-", ms=2, lw=0.5, alpha=0.7, label=rec.label)
+    bxy = numbers["barrier_x"][0], numbers["barrier_y"][0]
+    if np.isfinite(bxy).all():
+        ax.plot(*bxy, "rv", ms=8, label="lowest S along the path")
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8, frameon=False)
+    for r, s in enumerate(entropies):
+        prof = project_path(x, y, s, rec.values[0], rec.values[1])
+        on = prof.on_landscape
+        if on.any():
+            first = prof.entropy[np.nonzero(on)[0][0]]
+            bx.plot(rec.steps[on], prof.entropy[on] - first, "-", lw=1, label=f"replica {r}")
+    b, e = numbers["barrier"]
+    bx.set_title(f"entropy barrier along the path: {b:.3g}" + (f" ± {e:.2g}" if np.isfinite(e) else "")
+                 + " k_B", fontsize=10)
+    bx.set_xlabel("step")
+    bx.set_ylabel("S along the path − S at its start")
+    bx.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
 
 
 def is_training_history(path: str | Path) -> bool:
