@@ -421,3 +421,46 @@ def mean_and_error(rows: list[dict[str, float]]) -> dict[str, tuple[float, float
         out[k] = (float(v.mean()) if v.size else np.nan,
                   float(v.std(ddof=1) / np.sqrt(v.size)) if v.size >= 2 else np.nan)
     return out
+
+
+# ---------------------------------------------------------------- two landscapes of one system
+@dataclass
+class Difference:
+    """S_B − S_A − c over the bins both visited (``common``), c their mean difference (the best
+    constant offset in the least-squares sense): its rms, its largest magnitude and the flat
+    index of the bin where that lies; ``difference`` on the whole grid (NaN elsewhere)."""
+
+    offset: float
+    rms: float
+    max_abs: float
+    where: int
+    common: int
+    difference: np.ndarray
+
+
+def compare(entropy_a, entropy_b) -> Difference:
+    """:class:`Difference` of two landscapes on one grid (NaN = unvisited)."""
+    a, b = _as_np(entropy_a), _as_np(entropy_b)
+    if a.shape != b.shape:
+        raise ValueError(f"landscapes: grids of different shapes {list(a.shape)} and {list(b.shape)}")
+    both = np.isfinite(a) & np.isfinite(b)
+    d = np.full(a.shape, np.nan)
+    if not both.any():
+        return Difference(np.nan, np.nan, np.nan, -1, 0, d)
+    c = float(np.mean(b[both] - a[both]))
+    d[both] = b[both] - a[both] - c
+    where = int(np.nanargmax(np.abs(d)))
+    return Difference(c, float(np.sqrt(np.mean(d[both] ** 2))), float(np.abs(d.reshape(-1)[where])), where,
+                      int(both.sum()), d)
+
+
+def agreement_tolerance(delta_a: float, delta_b: float) -> float:
+    """Largest rms S_B − S_A (after the offset) consistent with each run's own error estimate δ,
+    the rms change of its S over its second half (docs/science.md §14): independent runs' errors
+    add in quadrature, and their actual errors were measured at 0.54–1.07 δ, hence
+    1.5·√(δ_A² + δ_B²)."""
+    return AGREEMENT_FACTOR * float(np.hypot(delta_a, delta_b))
+
+
+#: the margin of :func:`agreement_tolerance` over the quadrature sum of the runs' error estimates
+AGREEMENT_FACTOR = 1.5

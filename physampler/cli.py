@@ -140,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--trajectory", help="trajectory.nc or a training history.nc to overlay on a 2-D landscape")
     inf = sub.add_parser("info", help="grid, steps, walkers, final f_WL, flatness and provenance of a landscape.nc")
     inf.add_argument("landscape", help="landscape.nc")
+    inf.add_argument("--target", type=_positive_float, default=0.01, metavar="RMS",
+                     help="rms change of S per report interval the estimate of the steps still needed aims at "
+                          "(default %(default)s)")
     an = sub.add_parser("analyze", help="canonical table <U>, C_V(T) of a 1-D energy landscape; with --trajectory, "
                                         "the barrier, high-entropy advantage and continuity numbers of a 2-D "
                                         "landscape along a path; as CSV; several replica landscapes of one "
@@ -159,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--kinetic-dof", type=_non_negative_int, default=0,
                     help="degrees of freedom d: add d/2 to C_V for the total heat capacity (default 0)")
     an.add_argument("-o", "--output", help="CSV file (default: standard output)")
+    cp = sub.add_parser("compare", help="rms and max |S_B - S_A| after the best offset over the bins both visited, "
+                                        "against the tolerance the runs' own statistics give; exit 1 when they "
+                                        "disagree")
+    cp.add_argument("landscape", nargs=2, metavar="FILE", help="two landscape.nc of one system and grid")
+    cp.add_argument("-o", "--output", help="PNG of the difference (1-D: both S and their difference; 2-D: a map)")
     b = vs.add_parser("lj-bulk", help="bulk LJ <U>/N from Langevin MD vs the NIST reference values")
     b.add_argument("--steps", type=_positive_int, default=100000, help="production steps per state point (default %(default)s)")
     b.add_argument("--equilibrate", type=_positive_int, default=20000, help="equilibration steps (default %(default)s)")
@@ -175,6 +183,18 @@ def _seconds(text: str) -> float:
         v = float("nan")
     if not 0.01 <= v <= 600:  # NaN fails too
         raise argparse.ArgumentTypeError(f"must be a number of seconds from 0.01 to 600 (got {text!r})")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not (v > 0 and math.isfinite(v)):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0 (got {text!r})")
     return v
 
 
@@ -637,7 +657,51 @@ def _info(args) -> int:
     print(f"histogram   {int(ls.visited().sum())} of {ls.grid.size} bins visited; min/mean {lo:.3f}, max/mean {hi:.3f}")
     print(f"convergence {convergence.from_attrs(attrs)}")
     print(f"            criterion: {convergence.CRITERION}")
+    for line in _series_lines(attrs, args.target):
+        print(f"            {line}")
     return 0
+
+
+def _series_lines(attrs: dict, target: float) -> list[str]:
+    """What ``physampler info`` says of the convergence series of a landscape.nc."""
+    import numpy as np
+
+    from . import convergence
+
+    def col(name):
+        v = np.asarray(attrs.get(name, []), dtype=np.float64).reshape(-1)
+        return v
+
+    steps, rms = col("convergence_record_steps"), col("convergence_rms_change")
+    if not steps.size or rms.size != steps.size:
+        return ["series: none recorded (a run with fewer than two report records)"]
+    out = [f"series: {steps.size} records; at step {steps[-1]:.0f}: rms change of S since the previous record "
+           f"{rms[-1]:.3g}"]
+    flat = col("convergence_record_flatness")
+    if flat.size == steps.size and np.isfinite(flat[-1]):
+        out[-1] += f", flatness min/mean H {flat[-1]:.3g}"
+    per_walker = col("round_trips")
+    if per_walker.size:
+        ends = col("round_trip_ends")
+        where = (f" between {attrs.get('round_trip_axis', 'the first CV')} <= {ends[0]:.4g} and >= {ends[1]:.4g}"
+                 if ends.size == 2 else "")
+        out.append(f"round trips per walker{where}: mean {per_walker.mean():.3g}, min {per_walker.min():.0f}, "
+                   f"max {per_walker.max():.0f}")
+    delta = _attr(attrs, "convergence_second_half_change")
+    if delta != "?":
+        out.append(f"error estimate of S: {delta:.3g} (rms change of S over the second half; "
+                   "physampler compare uses it)")
+    tr = convergence.steps_to_target(np.stack([steps, rms], axis=1), target)
+    if tr.remaining is None:
+        why = ("fewer than 3 records with a change" if tr.records < 3 else
+               f"the rms change does not fall (exponent {tr.exponent:.2g} over the last {tr.records} records)")
+        out.append(f"steps to rms change {target:g}: no estimate ({why})")
+    elif tr.remaining == 0:
+        out.append(f"steps to rms change {target:g}: reached")
+    else:
+        out.append(f"steps to rms change {target:g}: about {tr.remaining:.3g} more (rms change ~ t^-{tr.exponent:.2g} "
+                   f"over the last {tr.records} records, at the same report interval)")
+    return out
 
 
 CSV_COLUMNS = ("T", "mean_energy", "mean_energy_error", "energy_variance", "heat_capacity", "heat_capacity_error",
@@ -698,6 +762,65 @@ def _analyze(args) -> int:
     else:
         write_text(out, buf.getvalue())
     return 0
+
+
+def _compare(args) -> int:
+    """Print the :func:`physampler.analysis.compare` of two landscapes and the verdict against
+    :func:`~physampler.analysis.agreement_tolerance`: 0 consistent (or no tolerance: a run
+    without a convergence judgement), 1 not consistent, 2 bad input."""
+    import numpy as np
+
+    from .analysis import AGREEMENT_FACTOR, agreement_tolerance, compare
+    from .io import FileError, density_of_states, read_landscape
+
+    try:
+        out = _output_path(args.output) if args.output else None
+        runs = []
+        for path in args.landscape:
+            ls, attrs = read_landscape(path)
+            if not bool(ls.visited().any()):
+                raise FileError(path, "no bin was visited, so there is no landscape to compare")
+            runs.append((path, ls, attrs, density_of_states(path, ls, attrs)))
+        (pa, la, aa, sa), (pb, lb, ab, sb) = runs
+        for x, y in zip(la.grid.axes, lb.grid.axes):
+            if la.grid.ndim != lb.grid.ndim or (x.name, x.lower, x.upper, x.bins) != (y.name, y.lower, y.upper, y.bins):
+                raise ValueError(f"FILE: both landscapes must have one grid (got {la.grid.names} and {lb.grid.names}, "
+                                 f"or other ranges, in {pa!r} and {pb!r})")
+        d = compare(sa, sb)
+        if d.common == 0:
+            raise ValueError(f"FILE: {pa!r} and {pb!r} have no visited bin in common")
+    except (FileError, ValueError) as e:
+        return _bad_input(e)
+    idx = np.unravel_index(d.where, sa.shape)
+    where = ", ".join(f"{a.name} = {float(a.centres()[int(i)]):.4g}" for a, i in zip(la.grid.axes, idx))
+    print(f"bins        {d.common} visited by both (of {int(np.isfinite(sa).sum())} and {int(np.isfinite(sb).sum())} "
+          f"visited; grid {sa.size})")
+    print(f"offset      S_B - S_A = {d.offset:.6g} (mean over those bins)")
+    print(f"difference  rms {d.rms:.4g}, max |dS| {d.max_abs:.4g} at {where}")
+    eps = [_attr(a, "convergence_second_half_change") for a in (aa, ab)]
+    if "?" in eps:
+        print("tolerance   none: a run without an error estimate (the rms change of S over its second half, "
+              "docs/science.md §14; runs written before it, or with no report in their second half)")
+        rc = 0
+    else:
+        tol = agreement_tolerance(*eps)
+        print(f"tolerance   rms {tol:.4g} = {AGREEMENT_FACTOR:g}*sqrt(dA^2 + dB^2), d = each run's rms change of S "
+              f"over its second half ({eps[0]:.3g}, {eps[1]:.3g})")
+        ok = d.rms <= tol
+        print(f"verdict     {'consistent' if ok else 'NOT consistent'}: rms dS {d.rms:.4g} "
+              f"{'<=' if ok else '>'} {tol:.4g}")
+        rc = 0 if ok else 1
+    if out is not None:
+        import matplotlib.pyplot as plt
+
+        from .io import atomic_write
+        from .plotting import difference_figure
+
+        fig = difference_figure(la, sa, sb, d, labels=(str(pa), str(pb)))
+        atomic_write(out, lambda tmp: fig.savefig(tmp, dpi=110, format="png", bbox_inches="tight"))
+        plt.close(fig)
+        print(out)
+    return rc
 
 
 def _analyze_path(args) -> int:
@@ -802,7 +925,8 @@ def main(argv=None) -> int:
 
 def _main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    command = {"run": _run, "plot": _plot, "train": _train, "check": _check, "info": _info, "analyze": _analyze}
+    command = {"run": _run, "plot": _plot, "train": _train, "check": _check, "info": _info, "analyze": _analyze,
+               "compare": _compare}
     if args.command in command:
         return command[args.command](args)
     if args.command == "validate":

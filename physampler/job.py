@@ -31,7 +31,7 @@ from .grid import Axis
 from .integrators import BiasedMD, WLMDState
 from .integrators.wlmd import walker_state
 from .methods import Method, StaticBias, WangLandau, WellTemperedMetadynamics
-from .convergence import ConvergenceMonitor
+from .convergence import ConvergenceMonitor, RoundTrips
 from .io import (FileError, load_checkpoint, read_entropy, read_landscape, read_trajectory, save_checkpoint,
                  write_landscape, write_text, write_trajectory)
 from .landscape import Landscape
@@ -395,6 +395,8 @@ class _Results:
         self.steps: list[int] = []
         self.values: list[np.ndarray] = []
         self.convergence = ConvergenceMonitor(job.steps)
+        axis = job.landscape.grid.axes[0]
+        self.trips = RoundTrips(axis.lower, axis.upper, len(walkers))
         self.verdict = None
 
     def restore(self, records: int, ck: dict, path) -> None:
@@ -421,14 +423,24 @@ class _Results:
                                   f"checkpoint expects at least {records} of {len(self.walkers)}")
         self.steps = [int(x) for x in tr["step"].values[:records]]
         self.values = [np.stack([tr[n].values[i] for n in self.job.cvs.names], axis=-1) for i in range(records)]
+        for v in self.values:
+            self.trips.update(v[:, 0])
 
     def record(self, step: int, cv: torch.Tensor, *, merged: bool = True) -> None:
         """A trajectory record; also a convergence record when the landscape holds every
         walker's deposits (``merged``: always in one process, at syncs under torchrun)."""
         self.steps.append(step)
         self.values.append(cv.detach().to("cpu", torch.float64).numpy().copy())
+        self.trips.update(self.values[-1][:, 0])
         if merged:
-            self.convergence.record(step, self.job.landscape)
+            self.convergence.record(step, self.job.landscape, float(self.trips.trips.mean()))
+
+    def status(self) -> str:
+        """The progress line's convergence part: the last rms change of S and the round trips."""
+        text = f"round trips/walker {self.trips.trips.mean():.3g}"
+        if self.convergence.series:
+            text = f"rms dS {self.convergence.series[-1][1]:.3g}, " + text
+        return text
 
     def write(self, step: int, final: bool, extra: dict | None = None) -> None:
         job = self.job
@@ -444,7 +456,10 @@ class _Results:
         if self.convergence.series:
             series = np.asarray(self.convergence.series, dtype=np.float64)
             attrs |= {"convergence_record_steps": series[:, 0], "convergence_rms_change": series[:, 1],
-                      "convergence_record_min_visits": series[:, 2]}
+                      "convergence_record_min_visits": series[:, 2], "convergence_record_flatness": series[:, 3],
+                      "convergence_record_round_trips": series[:, 4]}
+        attrs |= {"round_trips": self.trips.trips, "round_trip_ends": list(self.trips.ends),
+                  "round_trip_axis": job.landscape.grid.names[0]}
         if isinstance(job.wlmd.schedule, InverseTime):
             attrs["schedule_t_wl"] = float(job.wlmd.schedule.t_wl)
         if job.output.temperatures:
@@ -579,7 +594,8 @@ class _RunTask:
         cv = self.state.cv if self.world is None else _gather_cv(self.sync_, self.state, self.world.size)
         if self.res is not None:
             self.res.record(self.state.step, cv, merged=merged)
-            bar.update(self.state.step, self.job.wlmd.method.factor(self.state.step), cv.detach().cpu())
+            bar.update(self.state.step, self.job.wlmd.method.factor(self.state.step), cv.detach().cpu(),
+                       note=self.res.status())
         return False
 
     def checkpoint(self, final: bool) -> None:

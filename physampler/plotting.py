@@ -207,6 +207,44 @@ def path_analysis_figure(x, y, entropies, rec, numbers: dict, labels=("x", "y"))
     return fig
 
 
+def difference_figure(landscape, sa, sb, diff, labels=("A", "B")):
+    """1-D: S_A and S_B − offset, and their difference below; 2-D: the map of the difference over the
+    bins both visited (``diff``: :func:`~physampler.analysis.compare`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    axes = landscape.grid.axes
+    c = [a.centres().numpy() for a in axes]
+    lab = [axis_label(a.long_name, a.units) for a in axes]
+    title = f"rms {diff.rms:.3g}, max |ΔS| {diff.max_abs:.3g} over {diff.common} common bins"
+    if len(axes) == 1:
+        fig, (ax, dx) = plt.subplots(2, 1, figsize=(6.5, 6), sharex=True, height_ratios=[2, 1])
+        ax.plot(c[0], sa, lw=1.2, label=labels[0])
+        ax.plot(c[0], sb - diff.offset, "--", lw=1.2, label=f"{labels[1]} − {diff.offset:.4g}")
+        ax.set_ylabel("S / k_B")
+        ax.legend(fontsize=8)
+        dx.plot(c[0], diff.difference, "k-", lw=1)
+        dx.axhline(0, color="0.6", lw=0.8)
+        dx.set_ylabel("ΔS / k_B")
+        dx.set_xlabel(lab[0])
+        ax.set_title(title, fontsize=10)
+    elif len(axes) == 2:
+        fig, ax = plt.subplots(figsize=(7, 5.2))
+        ax.set_facecolor("0.88")
+        lim = float(np.nanmax(np.abs(diff.difference)))
+        m = ax.pcolormesh(c[0], c[1], diff.difference.T, shading="nearest", cmap="RdBu_r", vmin=-lim, vmax=lim)
+        fig.colorbar(m, ax=ax, label=f"S_B − S_A − {diff.offset:.4g}")
+        ax.set_xlabel(lab[0])
+        ax.set_ylabel(lab[1])
+        ax.set_title(title, fontsize=10)
+    else:
+        raise ValueError(f"landscape: difference plots need 1 or 2 CVs (got {len(axes)})")
+    fig.tight_layout()
+    return fig
+
+
 def is_training_history(path: str | Path) -> bool:
     import xarray as xr
 

@@ -21,14 +21,16 @@ class Progress:
             self.bar = tqdm(total=total, initial=start, unit="step", file=self.stream, dynamic_ncols=True,
                             smoothing=0.1)
 
-    def update(self, step: int, f_wl: float | None = None, cv=None, *, text: str = "") -> None:
-        """Advance to ``step``; the status shows f_WL and the CV range, or ``text``."""
+    def update(self, step: int, f_wl: float | None = None, cv=None, *, text: str = "", note: str = "") -> None:
+        """Advance to ``step``; the status shows f_WL and the CV range, or ``text``, then ``note``."""
         if not self.enabled:
             return
         if cv is not None:
             lo = cv.min(dim=0).values.tolist()
             hi = cv.max(dim=0).values.tolist()
             text = f"f_WL {f_wl:.3g}, CV range " + ", ".join(f"{a:.4g}..{b:.4g}" for a, b in zip(lo, hi))
+        if note:
+            text = f"{text}, {note}" if text else note
         if self.bar is not None:
             self.bar.update(step - self.last_step)
             self.bar.set_postfix_str(text, refresh=False)
