@@ -694,13 +694,15 @@ def _series_lines(attrs: dict, target: float) -> list[str]:
     tr = convergence.steps_to_target(np.stack([steps, rms], axis=1), target)
     if tr.remaining is None:
         why = ("fewer than 3 records with a change" if tr.records < 3 else
-               f"the rms change does not fall (exponent {tr.exponent:.2g} over the last {tr.records} records)")
+               f"the rms change does not fall (exponent {tr.exponent:.2g} over the last {tr.records} records, "
+               "from a quarter of the last step on)")
         out.append(f"steps to rms change {target:g}: no estimate ({why})")
     elif tr.remaining == 0:
         out.append(f"steps to rms change {target:g}: reached")
     else:
         out.append(f"steps to rms change {target:g}: about {tr.remaining:.3g} more (rms change ~ t^-{tr.exponent:.2g} "
-                   f"over the last {tr.records} records, at the same report interval)")
+                   f"over the last {tr.records} records, from a quarter of the last step on, at the same report "
+                   "interval)")
     return out
 
 

@@ -153,6 +153,15 @@ _RUN_SECTIONS: dict[str, dict[str, Key]] = {
         "sync_timeout": Key("float", 300.0, "under torchrun: seconds before a silent rank counts as failed", "> 0",
                             _pos),
     },
+    "windows": {
+        "count": Key("int", 1, "replica-exchange Wang–Landau (docs/science.md §4): overlapping windows of equal width "
+                     "along the first CV, each with its own S and run.walkers / count walkers, joined at the end; "
+                     "1: one window, the whole grid", ">= 1 (> 1: wang_landau without the potential, "
+                     "out_of_range = wall, run.walkers a multiple of it)", _pos),
+        "overlap": Key("float", 0.75, "fraction of a window its neighbour shares (Vogel et al.: 0.75)", "(0, 1)",
+                       lambda x: 0.0 < x < 1.0),
+        "swap_interval": Key("int", 100, "steps between configuration swaps of neighbouring windows", "> 0", _pos),
+    },
     "output": {
         "directory": Key("str", "physampler-run", "output directory (created; never overwritten without "
                          "--overwrite)"),
@@ -446,6 +455,34 @@ def cross_checks(cfg: dict) -> None:
         why = compiled_obstacle(cfg)
         if why:
             raise error("integrator.engine", f"'compiled' needs {why}", eng)
+    _window_checks(cfg)
+
+
+def _window_checks(cfg: dict) -> None:
+    from .grid import Axis
+    from .windows import layout
+
+    win, m, it, ls = cfg["windows"], cfg["method"], cfg["integrator"], cfg["landscape"]
+    n = win["count"]
+    if n == 1:
+        return
+    potential = PHYSICAL_DEFAULT[m["kind"]] if it["potential"] is None else it["potential"]
+    if m["kind"] != "wang_landau" or potential:
+        raise error("windows.count", "windows need method.kind = 'wang_landau' without the potential "
+                    f"(got method.kind = {m['kind']!r}, potential {bool(potential)})", n)
+    if ls["out_of_range"] != "wall":
+        raise error("windows.count", "windows need landscape.out_of_range = 'wall' (walls keep walkers in their "
+                    "window)", n)
+    if cfg["run"]["walkers"] % n:
+        raise error("run.walkers", f"must be a multiple of windows.count = {n} (each window gets an equal share)",
+                    cfg["run"]["walkers"])
+    if it["capture"] != "none":
+        raise error("windows.count", "windows swap between blocks of steps, outside a captured step "
+                    "(integrator.capture = 'none')", n)
+    try:
+        layout(Axis(cfg["cvs"]["names"][0], ls["lower"][0], ls["upper"][0], bins=ls["bins"][0]), n, win["overlap"])
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _method_checks(cfg: dict, kind) -> None:

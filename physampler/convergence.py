@@ -45,7 +45,7 @@ deposited the walkers' visits are flattened by the very deposits they make.
 Steps still needed (:func:`steps_to_target`): under the 1/t schedule the deposits of an
 interval Δ at step t add up to about F·t_WL·Δ/t, so the rms change per record falls like a
 power of t.  A least-squares line through ln(rms change) against ln t over the last records
-(at most ``TREND_RECORDS``) extrapolates to the step where it reaches a target.
+(those from a quarter of the last record's step on) extrapolates to the step where it reaches a target.
 """
 from __future__ import annotations
 
@@ -60,8 +60,9 @@ MAX_RMS_LOG_VISITS = 0.15
 MIN_RELATIVE_VISITS = 0.2
 #: the ends of the first CV's range between which round trips are counted: its lowest and highest tenth
 END_FRACTION = 0.1
-#: records the trend of the rms change is fitted over
-TREND_RECORDS = 10
+#: the trend of the rms change is fitted over the records from this fraction of the last step on
+#: (a span of ln 4 in ln t: over a few neighbouring records the fit would follow their noise)
+TREND_FROM = 0.25
 #: columns of ConvergenceMonitor.series
 SERIES = ("step", "rms_change", "min_visits", "flatness", "round_trips")
 CRITERION = (f"second-half visits H of every visited bin: rms ln(H/mean) <= {MAX_RMS_LOG_VISITS} and "
@@ -117,14 +118,12 @@ class ConvergenceMonitor:
         H = landscape.H.detach().to("cpu", torch.float64)
         visited = H > 0
         if self.prev_S is not None and bool(visited.any()):
-            dS = (S - self.prev_S)[visited]
-            dS = dS - dS.mean()
-            dH = (H - self.prev_H)[visited]
-            mean = float(dH.mean())
-            low = float(dH.min()) / mean if mean > 0 else 0.0
-            Hv = H[visited]
-            flat = float(Hv.min() / Hv.mean())
-            self.series.append([float(step), float(dS.pow(2).mean().sqrt()), low, flat, float(round_trips)])
+            g = _groups(landscape)
+            dS = _centred(S - self.prev_S, visited, g)
+            rel = _relative(H - self.prev_H, visited, g)
+            flat = _relative(H, visited, g)
+            self.series.append([float(step), float(dS.pow(2).mean().sqrt()), float(rel.min()), float(flat.min()),
+                                float(round_trips)])
         self.prev_S, self.prev_H = S.clone(), H.clone()
         self._snapshot_if_half_way(step, H, S)
 
@@ -148,20 +147,12 @@ class ConvergenceMonitor:
             return Verdict(None, self.snapshot_step, step, math.nan, math.nan,
                            "convergence not judged: no report was recorded in the second half of the run before its "
                            "end (set output.report_interval to at most run.steps / 4)")
-        late = (H - self.snapshot_H)[visited]
-        mean = float(late.mean())
-        if not mean > 0:
-            rel = torch.zeros_like(late)
-        else:
-            rel = late / mean
+        rel = _relative(H - self.snapshot_H, visited, _groups(landscape))
         low = float(rel.min())
         rms = float(torch.log(rel.clamp_min(1e-300)).pow(2).mean().sqrt()) if low > 0 else math.inf
-        centres = landscape.grid.centres()
         worst_index = int(torch.argmin(rel))
-        flat = torch.nonzero(visited.reshape(-1)).reshape(-1)[worst_index]
-        idx = torch.unravel_index(flat, tuple(H.shape))
-        worst = tuple(float(c[int(i)]) for c, i in zip(centres, idx))
-        where = ", ".join(f"{a.name} = {x:.4g}" for a, x in zip(landscape.grid.axes, worst))
+        flat = int(torch.nonzero(visited.reshape(-1)).reshape(-1)[worst_index])
+        where = ", ".join(f"{name} = {x:.4g}" for name, x in _centre(landscape, flat))
         ok = rms <= MAX_RMS_LOG_VISITS and low >= MIN_RELATIVE_VISITS
         n = int(visited.sum())
         empty = int((rel == 0).sum())
@@ -180,8 +171,8 @@ class ConvergenceMonitor:
         seen = self.snapshot_H > 0
         if not bool(seen.any()):
             return math.nan
-        d = (landscape.S.detach().to("cpu", torch.float64) - self.snapshot_S)[seen]
-        return float((d - d.mean()).pow(2).mean().sqrt())
+        d = _centred(landscape.S.detach().to("cpu", torch.float64) - self.snapshot_S, seen, _groups(landscape))
+        return float(d.pow(2).mean().sqrt())
 
     # ---------------------------------------------------------------- state
     def state_dict(self) -> dict:
@@ -244,7 +235,7 @@ class RoundTrips:
 
 @dataclass
 class Trend:
-    """ln(rms change) ≈ a − p·ln t over the last ``records``; ``remaining``: steps after ``step`` until
+    """ln(rms change) ≈ a − p·ln t over ``records`` (from TREND_FROM of the last step on); ``remaining``: steps after ``step`` until
     it reaches ``target`` (None when the trend does not fall, or there are fewer than 3 records)."""
 
     step: float
@@ -261,7 +252,7 @@ def steps_to_target(series, target: float) -> Trend:
     if a.size == 0:
         return Trend(math.nan, math.nan, math.nan, 0, target, None)
     a = a.reshape(len(a), -1)
-    ok = a[np.isfinite(a[:, 1]) & (a[:, 1] > 0) & (a[:, 0] > 0)][-TREND_RECORDS:]
+    ok = a[np.isfinite(a[:, 1]) & (a[:, 1] > 0) & (a[:, 0] >= TREND_FROM * a[-1, 0]) & (a[:, 0] > 0)]
     step, last = float(a[-1, 0]), float(a[-1, 1])
     if len(ok) < 3:
         return Trend(step, last, math.nan, len(ok), target, None)
@@ -274,3 +265,40 @@ def steps_to_target(series, target: float) -> Trend:
         return Trend(step, last, p, len(ok), target, None)
     t_star = math.exp(log_t)
     return Trend(step, last, p, len(ok), target, max(0.0, t_star - step))
+
+
+# ------------------------------------------------ windows: each window's S has its own constant
+def _groups(landscape) -> int:
+    """Windows whose S are judged apart (each known up to its own constant): the leading axis of a
+    windowed landscape's S, else 1."""
+    return getattr(landscape, "n_windows", 1)
+
+
+def _centred(values: torch.Tensor, mask: torch.Tensor, groups: int) -> torch.Tensor:
+    """``values`` at ``mask``, less the mean of their group (the best constant offset per window)."""
+    v, m = values.reshape(groups, -1), mask.reshape(groups, -1)
+    return torch.cat([v[g][m[g]] - v[g][m[g]].mean() for g in range(groups) if bool(m[g].any())])
+
+
+def _relative(values: torch.Tensor, mask: torch.Tensor, groups: int) -> torch.Tensor:
+    """``values`` at ``mask`` relative to the mean of their group (0 where that mean is not > 0)."""
+    v, m = values.reshape(groups, -1), mask.reshape(groups, -1)
+    out = []
+    for g in range(groups):
+        if bool(m[g].any()):
+            x = v[g][m[g]]
+            mean = float(x.mean())
+            out.append(x / mean if mean > 0 else torch.zeros_like(x))
+    return torch.cat(out)
+
+
+def _centre(landscape, flat: int) -> list[tuple[str, float]]:
+    """(axis name, bin centre) of the bin at ``flat`` in ``landscape.S`` (a window's bins mapped to the
+    run's grid)."""
+    grid = landscape.grid
+    g, i = divmod(flat, grid.size) if _groups(landscape) > 1 else (0, flat)
+    idx = torch.unravel_index(torch.tensor(i), tuple(grid.shape))
+    out = [(a.name, float(a.centres()[int(j)])) for a, j in zip(grid.axes, idx)]
+    if g:
+        out[0] = (out[0][0], out[0][1] + landscape.windows.shifts[g])
+    return out

@@ -149,15 +149,21 @@ class Grid:
         wts = torch.where(c, t[:, None, :], 1.0 - t[:, None, :]).prod(dim=2)  # [W, C]
         return idx, wts
 
-    def interpolate(self, values: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
+    def interpolate(self, values: torch.Tensor, xi: torch.Tensor, offset: torch.Tensor | None = None) -> torch.Tensor:
         """Multilinear interpolation of ``values`` (shape = grid shape) between bin
-        centres at ξ; constant extrapolation beyond the outermost centres. [W]"""
+        centres at ξ; constant extrapolation beyond the outermost centres. [W]
+        ``offset`` [W]: walker w reads the block of ``values`` (flattened) starting there —
+        a stack of grids, one per window (:mod:`physampler.windows`)."""
         idx, wts = self._cell(xi)
-        flat = values.reshape(-1)[(idx * self._strides).sum(dim=2)]
+        at = (idx * self._strides).sum(dim=2)
+        if offset is not None:
+            at = at + offset[:, None]
+        flat = values.reshape(-1)[at]
         return (wts * flat).sum(dim=1)
 
-    def interpolate_gradient(self, values: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
-        """∂values/∂ξ at ξ, shape [W, K].
+    def interpolate_gradient(self, values: torch.Tensor, xi: torch.Tensor,
+                             offset: torch.Tensor | None = None) -> torch.Tensor:
+        """∂values/∂ξ at ξ, shape [W, K] (``offset`` as in :meth:`interpolate`).
 
         At every bin centre j the derivative along axis k is the central difference
         (v[j+1] − v[j−1]) / (2w); at the first and last centre it is the one-sided
@@ -170,6 +176,8 @@ class Grid:
         idx, wts = self._cell(xi)
         v = values.reshape(-1)
         base = (idx * self._strides).sum(dim=2)  # [W, C]
+        if offset is not None:
+            base = base + offset[:, None]
         out = []
         for k in range(self.ndim):
             j = idx[..., k]

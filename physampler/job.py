@@ -32,6 +32,7 @@ from .integrators import BiasedMD, WLMDState
 from .integrators.wlmd import walker_state
 from .methods import Method, StaticBias, WangLandau, WellTemperedMetadynamics
 from .convergence import ConvergenceMonitor, RoundTrips
+from .windows import ReplicaExchange, WindowedLandscape, WindowedWLMD, layout
 from .io import (FileError, load_checkpoint, read_entropy, read_landscape, read_trajectory, save_checkpoint,
                  write_landscape, write_text, write_trajectory)
 from .landscape import Landscape
@@ -164,9 +165,30 @@ class Job:
         self.cfg = cfg
         self.text = text if text is not None else json.dumps(self.description(), sort_keys=True)
         self.system, self.cvs, self.landscape = self.wlmd.system, self.wlmd.cvs, self.wlmd.landscape
+        self.windowed = isinstance(self.landscape, WindowedLandscape)
+        #: the run's grid (the windows' local grid is the landscape's)
+        self.grid = self.landscape.full_grid if self.windowed else self.landscape.grid
         self.device = self.landscape.device
         m = self.wlmd.system.masses
         self.dtype = m.dtype if isinstance(m, torch.Tensor) else torch.float64
+
+    def result(self) -> tuple[Landscape, dict]:
+        """The landscape of the run's grid and what its outputs say of the windows: the landscape
+        itself, or the windows joined (:meth:`~physampler.windows.WindowedLandscape.joined`) with
+        the join's record and the swap statistics."""
+        if not self.windowed:
+            return self.landscape, {}
+        joined, record = self.landscape.joined()
+        ex = self.integrator.exchange
+        w = self.landscape.windows
+        return joined, record | {"windows_count": w.count, "windows_bins": w.bins, "windows_starts": list(w.starts),
+                                 "windows_swap_interval": ex.interval, "windows_swap_attempts": ex.attempts,
+                                 "windows_swap_acceptance": np.nan_to_num(ex.acceptance(), nan=-1.0)}
+
+    def log_density(self, result: Landscape) -> torch.Tensor:
+        """ln g + const on the run's grid (:meth:`BiasedMD.log_density_of_states`); windowed runs are
+        Wang–Landau without the potential, whose ln g is the joined S."""
+        return result.S.clone() if self.windowed else self.wlmd.log_density_of_states()
 
     def description(self) -> dict:
         """What defines the job's trajectory, as JSON values: the engine's parts and settings, the
@@ -181,7 +203,7 @@ class Job:
                 "method": w.method.params() | {"schedule": _describe(w.schedule)}, "splitting": w.splitting,
                 "dt": w.dt, "c_f": w.c_f, "kT": w.kT, "potential": w.potential, "biases": parts(w.biases),
                 "constraints": parts(w.constraints),
-                "grid": [[a.name, a.lower, a.upper, a.bins] for a in w.landscape.grid.axes],
+                "grid": [[a.name, a.lower, a.upper, a.bins] for a in self.grid.axes],
                 "walkers": self.walkers, "seed": self.seed}
 
     def run(self, *, resume: bool = False, overwrite: bool = False, progress: bool = False, log=print) -> int:
@@ -231,8 +253,9 @@ def _check_description(job: Job, text, path) -> None:
                        f"directory or rebuild the original objects (got {len(keys)} differing entries)")
 
 
-def build(cfg: dict, text: str, *, walkers_total: int | None = None, system=None) -> Job:
-    """Objects of a checked config; ``walkers_total``: walkers sharing the landscape over all ranks;
+def build(cfg: dict, text: str, *, walkers_total: int | None = None, system=None, rank: int = 0) -> Job:
+    """Objects of a checked config; ``walkers_total``: walkers sharing the landscape over all ranks
+    (``rank``: this process's);
     ``system``: the System of ``[system] kind = "python"`` given as an object (:func:`run_job`)
     instead of built by ``system.factory``."""
     from .registry import system_kind
@@ -248,8 +271,14 @@ def build(cfg: dict, text: str, *, walkers_total: int | None = None, system=None
 
     axes = [Axis(c.name, lo, hi, bins=b, units=c.units, long_name=c.long_name)
             for c, lo, hi, b in zip(cvs, ls_cfg["lower"], ls_cfg["upper"], ls_cfg["bins"])]
-    land = Landscape(axes, sigma=ls_cfg["sigma"], cutoff=ls_cfg["cutoff"], edge=ls_cfg["edge"],
-                     out_of_range=ls_cfg["out_of_range"], wall_strength=ls_cfg["wall_strength"], device=dev)
+    kernel = dict(sigma=ls_cfg["sigma"], cutoff=ls_cfg["cutoff"], edge=ls_cfg["edge"],
+                  out_of_range=ls_cfg["out_of_range"], wall_strength=ls_cfg["wall_strength"], device=dev)
+    win = cfg["windows"]
+    if win["count"] > 1:
+        land = WindowedLandscape(layout(axes[0], win["count"], win["overlap"]), axes[1:],
+                                 walkers=cfg["run"]["walkers"], **kernel)
+    else:
+        land = Landscape(axes, **kernel)
     names = cvs.names
     if ls_cfg["initial_temperature"] is not None:
         land.tilt(names.index("energy"), ls_cfg["initial_temperature"])
@@ -269,6 +298,10 @@ def build(cfg: dict, text: str, *, walkers_total: int | None = None, system=None
         from .integrators.compiled import CompiledWLMD
 
         integrator = CompiledWLMD(wlmd)
+    if win["count"] > 1:
+        # swaps drawn per rank, from the run seed and the rank
+        integrator = WindowedWLMD(integrator, ReplicaExchange(land, win["swap_interval"],
+                                                              cfg["run"]["seed"] * 65537 + rank))
     kind, out = system_kind(cfg["system"]["kind"]), cfg["output"]
     starts = built.starts or (lambda w, gen: kind.initial_positions(cfg, system, w, gen))
     job = Job(integrator, steps=cfg["run"]["steps"], walkers=cfg["run"]["walkers"], seed=cfg["run"]["seed"],
@@ -369,6 +402,11 @@ def _restore(job: Job, ck: dict, rng, path, *, landscape: bool = True) -> tuple[
                              device=job.device, dtype=job.dtype)
     except ValueError as e:
         raise FileError(path, f"checkpoint {e}") from None
+    if isinstance(job.integrator, WindowedWLMD):
+        try:
+            job.integrator.exchange.load_state_dict(ck.get("windows", {}))
+        except ValueError as e:
+            raise FileError(path, f"checkpoint {e}") from None
     try:
         # a checkpoint written before systems kept a state: {} (the system's own default)
         job.system.load_state_dict(ck.get("system", {}))
@@ -395,7 +433,7 @@ class _Results:
         self.steps: list[int] = []
         self.values: list[np.ndarray] = []
         self.convergence = ConvergenceMonitor(job.steps)
-        axis = job.landscape.grid.axes[0]
+        axis = job.grid.axes[0]
         self.trips = RoundTrips(axis.lower, axis.upper, len(walkers))
         self.verdict = None
 
@@ -448,9 +486,10 @@ class _Results:
         vals = np.stack(self.values) if self.values else np.zeros((0, len(self.walkers), len(names)))
         write_trajectory(self.out / "trajectory.nc", np.array(self.steps, dtype=np.int64), vals, names,
                          [c.units for c in job.cvs], self.walkers, attrs={"seed": job.seed})
+        result, windows = job.result()
         attrs = {"config": self.text, "seed": job.seed, "walkers": len(self.walkers), "steps_done": step,
-                 "f_wl_final": job.wlmd.method.factor(step), "flatness_min_max": list(job.landscape.flatness()),
-                 "complete": int(final)} | dict(extra or {})
+                 "f_wl_final": job.wlmd.method.factor(step), "flatness_min_max": list(result.flatness()),
+                 "complete": int(final)} | windows | dict(extra or {})
         self.verdict = self.convergence.verdict(step, job.landscape)
         attrs |= self.verdict.attrs()
         if self.convergence.series:
@@ -459,7 +498,7 @@ class _Results:
                       "convergence_record_min_visits": series[:, 2], "convergence_record_flatness": series[:, 3],
                       "convergence_record_round_trips": series[:, 4]}
         attrs |= {"round_trips": self.trips.trips, "round_trip_ends": list(self.trips.ends),
-                  "round_trip_axis": job.landscape.grid.names[0]}
+                  "round_trip_axis": job.grid.names[0]}
         if isinstance(job.wlmd.schedule, InverseTime):
             attrs["schedule_t_wl"] = float(job.wlmd.schedule.t_wl)
         if job.output.temperatures:
@@ -467,8 +506,7 @@ class _Results:
         attrs |= job.wlmd.method.params() | {"integrator_splitting": job.wlmd.splitting,
                                              "integrator_potential": int(job.wlmd.potential),
                                              "torch_threads": job.threads[0]} | job.system.run_attrs()
-        write_landscape(self.out / "landscape.nc", job.landscape, attrs=attrs,
-                        entropy=job.wlmd.log_density_of_states())
+        write_landscape(self.out / "landscape.nc", result, attrs=attrs, entropy=job.log_density(result))
 
     def finish(self, step: int, log) -> None:
         if self.job.output.plot:
@@ -707,7 +745,8 @@ def run_distributed(cfg: dict, text: str, out: Path, *, resume: bool = False, ov
         if kind is not None:
             raise {"FileError": FileError, "ConfigError": C.ConfigError, "JobError": JobError}[kind](*manifest)
         chosen = apply_threads(cfg["run"]["threads"], stored=stored_threads(extra))
-        job = build(cfg if manifest is None else _with_t_wl(cfg, extra), text, walkers_total=W * size, system=system)
+        job = build(cfg if manifest is None else _with_t_wl(cfg, extra), text, walkers_total=W * size, system=system,
+                    rank=rank)
         job.threads = chosen
         return _run_ranks(job, world, out, outdir, manifest, progress=progress, log=log)
     finally:

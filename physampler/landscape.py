@@ -104,9 +104,13 @@ class Landscape:
     def device(self):
         return self.grid.device
 
+    def in_range(self, xi: torch.Tensor) -> torch.Tensor:
+        """[W] bool: ξ inside the grid the walker samples."""
+        return self.grid.in_range(xi)
+
     def check_range(self, xi: torch.Tensor, step: int, walkers=None) -> torch.Tensor:
         """[W] in-range mask; under ``raise`` any walker outside raises with step and walker."""
-        inside = self.grid.in_range(xi)
+        inside = self.in_range(xi)
         if self.out_of_range == "raise" and not bool(inside.all()):
             w = int(torch.nonzero(~inside)[0, 0])
             raise out_of_grid(self.grid, xi[w], step, walkers[w] if walkers is not None else w)
@@ -167,7 +171,10 @@ class Landscape:
         walkers away from the grid until it balanced the wall, and they would sit
         there depositing nothing; an inward slope is a restoring force worth keeping.
         """
-        g = self.grid.interpolate_gradient(self.S, xi)
+        return self._gradient(xi)
+
+    def _gradient(self, xi: torch.Tensor, offset: torch.Tensor | None = None) -> torch.Tensor:
+        g = self.grid.interpolate_gradient(self.S, xi, offset)
         if self.walls:
             lo, hi = self.grid.lower_edges, self.grid.upper_edges
             g = torch.where(xi < lo, g.clamp(max=0.0), torch.where(xi > hi, g.clamp(min=0.0), g))

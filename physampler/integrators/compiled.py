@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from ..windows import WindowedLandscape
 from .. import _checks
 from ..biases import LinearWall, QuadraticWall
 from ..cvs import PotentialEnergy
@@ -139,7 +140,7 @@ class CompiledWLMD:
         from .wlmd import WLMDInfo
 
         new, info = self.run(state, 1)
-        return new, WLMDInfo(cv=new.cv, f_wl=float(info.f_wl[0]), in_range=self.landscape.grid.in_range(new.cv))
+        return new, WLMDInfo(cv=new.cv, f_wl=float(info.f_wl[0]), in_range=self.landscape.in_range(new.cv))
 
     def run(self, state: WLMDState, steps: int, *, stop=None) -> tuple[WLMDState, BlockInfo]:
         """Advance ``steps`` WLMD steps, or fewer once ``stop()`` is true (asked every
@@ -156,7 +157,7 @@ class CompiledWLMD:
                 cut = min(cut, (state.step // w.observe_every + 1) * w.observe_every)
             state, info = self._block(state, cut - state.step)
             if w.observe and state.step % w.observe_every == 0:
-                w.record_observed(state.positions, state.cv, self.landscape.grid.in_range(state.cv))
+                w.record_observed(state.positions, state.cv, self.landscape.in_range(state.cv))
             parts.append(info)
             if stop is not None and stop():
                 break
@@ -180,25 +181,49 @@ class CompiledWLMD:
         cv_out = np.empty((steps, x.shape[0]))
         info = np.zeros(2, dtype=np.int64)
         lo, hi, width = self._grid
+        ls = self.landscape
+        walkers = float(w.walkers_total or x.shape[0])
+        if isinstance(ls, WindowedLandscape):
+            # windows do not interact within a block: each runs on its own S over its own range, with
+            # the deposit averaged over its W/K walkers, exactly as the torch engine's batched step
+            labels = ls.window.cpu().numpy()
+            for k, (klo, khi) in enumerate(ls.windows.ranges()):
+                idx = np.nonzero(labels == k)[0]
+                if not idx.size:
+                    continue
+                parts = [np.ascontiguousarray(t[idx]) for t in (x, v, a, cv, noise)]
+                out_k = np.empty((steps, idx.size))
+                status = self._kernel(*parts, S[k], H[k], fvals, klo, khi, width, walkers / ls.n_windows, out_k, info)
+                x[idx], v[idx], a[idx], cv[idx] = parts[:4]
+                cv_out[:, idx] = out_k
+                if status != K.OK:
+                    info[1] = idx[info[1]]
+                    _raise_fault(status, info, state, cv_out, ls)
+        else:
+            status = self._kernel(x, v, a, cv, noise, S, H, fvals, lo, hi, width, walkers, cv_out, info)
+            if status != K.OK:
+                _raise_fault(status, info, state, cv_out, ls)
+        cvt = torch.from_numpy(cv)[:, None]
+        x, v, a = (torch.from_numpy(t.reshape(shape)) for t in (x, v, a))
+        new = replace(state, positions=x, velocities=v, accel=a, cv=cvt, step=state.step + steps)
+        return new, BlockInfo(cv=torch.from_numpy(cv_out)[:, :, None], f_wl=fvals)
+
+    def _kernel(self, x, v, a, cv, noise, S, H, fvals, lo, hi, width, walkers, cv_out, info) -> int:
+        """One kernel call over walkers [W, …] on the 1-D grid [lo, hi] of S, H (updated in place)."""
+        w = self.wlmd
         if isinstance(self.system, HarmonicWell):
             kind, lj, stiffness = K.HARMONIC, (0.0, 0.0, 0.0, 0.0, False), _cpu_f64(self.system.stiffness, "stiffness")
         else:
             c = self.system.convention
             kind, stiffness = K.LJ_CLUSTER, np.zeros(1)
             lj = (c.rc2, c.shift, self.system.radius, self.system.wall_stiffness, self.system.sphere_centre == "com")
-        status = K.wlmd_cluster_block(
+        return K.wlmd_cluster_block(
             x, v, a, cv, S, H, noise, fvals, *lj,
             lo, hi, width, float(self.landscape.sigma[0]), self.landscape.cutoff, self.landscape.edge == "reflect",
             self.landscape.out_of_range == "raise", self._edge_beta, *self._bias,
-            w.dt, w.c_f, w.kT, float(w.walkers_total or x.shape[0]), w.splitting == "baoab", cv_out, info, kind,
+            w.dt, w.c_f, w.kT, walkers, w.splitting == "baoab", cv_out, info, kind,
             stiffness,
         )
-        if status != K.OK:
-            _raise_fault(status, info, state, cv_out, self.landscape)
-        cvt = torch.from_numpy(cv)[:, None]
-        x, v, a = (torch.from_numpy(t.reshape(shape)) for t in (x, v, a))
-        new = replace(state, positions=x, velocities=v, accel=a, cv=cvt, step=state.step + steps)
-        return new, BlockInfo(cv=torch.from_numpy(cv_out)[:, :, None], f_wl=fvals)
 
 
 class CompiledBAOAB:

@@ -246,7 +246,7 @@ class BiasedMD:
         grid's lower corner (its deposit weight is then exactly 0)."""
         finite = torch.isfinite(xi).all(dim=1)
         faults.record(CV_FAULT, ~finite, t, xi)
-        inside = self.landscape.grid.in_range(xi) & finite
+        inside = self.landscape.in_range(xi) & finite
         if self.landscape.out_of_range == "raise":
             faults.record(RANGE_FAULT, ~inside, t, xi)
         corner = torch.as_tensor(self.landscape.grid.lower_edges, dtype=xi.dtype, device=xi.device)
