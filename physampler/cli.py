@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--walkers", type=_positive_int, default=256, help="walkers sharing the landscape (default %(default)s)")
     h.add_argument("--seed", type=_non_negative_int, default=2026, help="run seed (default %(default)s)")
     h.add_argument("--device", default="cpu", help="torch device (default %(default)s)")
+    h.add_argument("--windows", type=_positive_int, default=1,
+                   help="replica-exchange Wang-Landau windows along U (overlap 0.75, swaps every 100 steps), "
+                        "judged on their joined S (default %(default)s: one window)")
     m = vs.add_parser("metad", help="well-tempered metadynamics: F(x) of a double well, S(U) of a 10-D harmonic well")
     m.add_argument("--cases", nargs="+", default=["double_well", "harmonic10"], choices=["double_well", "harmonic10"],
                    metavar="CASE", help="cases to run (allowed: %(choices)s; default: both)")
@@ -240,11 +243,22 @@ def _validate_harmonic(args) -> int:
     head = (f"{'N':>3} {'dS/dlnU':>9} {'exact':>6} {'max|dev|':>9} {'edge|dev|':>9} {'H min/mean':>10} {'H max/mean':>10} "
             f"{'<U>':>8} {'exact':>6} {'C_V':>7} {'exact':>6} {'wall s':>7}  result")
     steps = "default" if args.steps is None else args.steps
-    print(f"physampler {__version__}: WLMD on harmonic wells, {args.walkers} walkers x {steps} steps, seed {args.seed}")
+    if args.walkers % args.windows:
+        print(f"physampler: error: --walkers: must be a multiple of --windows = {args.windows} (got {args.walkers})",
+              file=sys.stderr)
+        return 2
+    win = f", {args.windows} replica-exchange windows" if args.windows > 1 else ""
+    print(f"physampler {__version__}: WLMD on harmonic wells, {args.walkers} walkers x {steps} steps, seed {args.seed}"
+          + win)
     print(head)
     ok = True
     for n in args.dims:
-        r = run_harmonic(n, steps=args.steps, walkers=args.walkers, seed=args.seed, device=args.device)
+        try:
+            r = run_harmonic(n, steps=args.steps, walkers=args.walkers, seed=args.seed, device=args.device,
+                             windows=args.windows)
+        except ValueError as e:  # windows that do not fit the well's grid
+            print(f"physampler: error: --windows: {e}", file=sys.stderr)
+            return 2
         failed = [k for k, v in r.checks.items() if not v]
         ok &= not failed
         verdict = "PASS" if not failed else "FAIL (" + ", ".join(failed) + ")"

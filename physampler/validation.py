@@ -40,6 +40,8 @@ from .systems import HarmonicWell
 from .validation_cases import HARMONIC_CASES, HarmonicCase  # noqa: F401  (re-exported)
 
 SIGMA_BINS = 1.0
+WINDOW_OVERLAP = 0.75  # windowed validations: Vogel et al.'s overlap
+SWAP_INTERVAL = 100  # and steps between swaps
 EDGE_BINS = 1  # bins whose centre lies within SIGMA_BINS of an edge
 
 
@@ -77,17 +79,21 @@ class HarmonicResult:
         return all(self.checks.values())
 
 
-def harmonic_setup(n: int, *, walkers: int, seed: int, steps: int, device="cpu", case: HarmonicCase | None = None):
-    """Build (integrator, initial state) for the N-dimensional harmonic validation."""
+def harmonic_setup(n: int, *, walkers: int, seed: int, steps: int, device="cpu", case: HarmonicCase | None = None,
+                   windows: int = 1):
+    """Build (integrator, initial state) for the N-dimensional harmonic validation; ``windows`` > 1:
+    replica-exchange windows (:mod:`physampler.windows`, overlap 0.75), the integrator then a
+    :class:`~physampler.windows.WindowedWLMD` of the torch engine."""
+    from .windows import ReplicaExchange, WindowedLandscape, WindowedWLMD, layout
+
     case = case or HARMONIC_CASES[n]
     system = HarmonicWell.isotropic(n, device=device)
-    landscape = Landscape(
-        [Axis("energy", case.lower, case.upper, bins=case.bins, units="epsilon", long_name="potential energy")],
-        sigma=SIGMA_BINS,
-        out_of_range="wall",
-        wall_strength=2.0,
-        device=device,
-    )
+    axis = Axis("energy", case.lower, case.upper, bins=case.bins, units="epsilon", long_name="potential energy")
+    kernel = dict(sigma=SIGMA_BINS, out_of_range="wall", wall_strength=2.0, device=device)
+    if windows > 1:
+        landscape = WindowedLandscape(layout(axis, windows, WINDOW_OVERLAP), walkers=walkers, **kernel)
+    else:
+        landscape = Landscape([axis], **kernel)
     # F·t_WL = 1000 total deposit before the 1/t phase: several times the
     # ≈ (range of S)·bins/2 needed to build S, and small enough that the
     # final factor is ≈ 1e-2.
@@ -100,31 +106,40 @@ def harmonic_setup(n: int, *, walkers: int, seed: int, steps: int, device="cpu",
     u0 = case.lower + (torch.arange(walkers, dtype=torch.float64, device=device) + 0.5) / walkers * (case.upper - case.lower)
     d = rng.normal((n,))
     q0 = d / d.norm(dim=1, keepdim=True) * torch.sqrt(2 * u0)[:, None]
+    if windows > 1:  # walker w starts in window ⌊wK/W⌋, which holds its shell
+        integ = WindowedWLMD(integ, ReplicaExchange(landscape, SWAP_INTERVAL, seed))
     return integ, integ.init(q0, rng)
 
 
 def run_harmonic(n: int, *, steps: int | None = None, walkers: int = 256, seed: int = 2026, device="cpu",
-                 engine: str = "auto") -> HarmonicResult:
+                 engine: str = "auto", windows: int = 1) -> HarmonicResult:
     """Validation run of the N-dim well (steps: default the case's own).  ``engine``: ``torch``
     (the generic step), ``compiled`` (the numba block loop, which follows it to round-off:
-    tests/test_validation.py) or ``auto`` (compiled on the CPU)."""
+    tests/test_validation.py) or ``auto`` (compiled on the CPU).  ``windows`` > 1: that many
+    replica-exchange windows, judged on their joined S by the same criteria."""
     from .integrators.compiled import CompiledWLMD
+    from .windows import WindowedWLMD
 
     case = HARMONIC_CASES[n]
     steps = case.steps if steps is None else steps
     if engine not in ("auto", "torch", "compiled"):
         raise ValueError(f"engine: must be auto, torch or compiled (got {engine!r})")
     t0 = time.perf_counter()
-    integ, state = harmonic_setup(n, walkers=walkers, seed=seed, steps=steps, device=device)
+    integ, state = harmonic_setup(n, walkers=walkers, seed=seed, steps=steps, device=device, windows=windows)
     land = integ.landscape
     if engine == "compiled" or (engine == "auto" and torch.device(device).type == "cpu"):
-        integ = CompiledWLMD(integ)
+        if isinstance(integ, WindowedWLMD):
+            integ = WindowedWLMD(CompiledWLMD(integ.wlmd), integ.exchange)
+        else:
+            integ = CompiledWLMD(integ)
     half = steps // 2
     if half:
         state = integ.run(state, half)[0]
     land.reset_histogram()  # production histogram: second half
     state = integ.run(state, steps - half)[0]
     wall = time.perf_counter() - t0
+    if windows > 1:
+        land = land.joined()[0]
     u = land.grid.axes[0].centres().numpy()
     s = land.S.detach().cpu().numpy()
     exact_slope = n / 2 - 1

@@ -23,10 +23,12 @@ is unchanged); here that is done by exchanging the two walkers' window labels, a
 the accelerations are recomputed under their new windows' S.
 
 Joining (:func:`join`): each S_k is known up to a constant.  Between windows k−1 and k the
-join column c* is the one of their overlap where the slopes ∂S/∂ξ₀ agree best (least rms
-difference over the bins both visited in that column); S_k is shifted to match S_{k−1} there
-(the mean difference over those bins) and the joined S takes window k−1 below c*, window k
-from c* on.  The histogram and per-bin observables of the joined landscape come from the same
+constant is matched over their overlap — S_k is shifted by the mean of S_{k−1} − S_k over every
+bin both visited there, less ``margin`` bins (2σ) at each window's edge, where the reflected
+kernel flattens S — and the join column c* is the one of the overlap where the slopes ∂S/∂ξ₀
+agree best (least rms difference over the bins both visited in that column): the joined S
+takes window k−1 below c*, window k from c* on.  Matching the constant at c* alone would carry
+the noise of one column into every window above it.  The histogram and per-bin observables of the joined landscape come from the same
 window as its S, so the joined H is as flat as each window's.
 
 Symbols → code: K = ``count``, windows' first bins = ``WindowLayout.starts``, S_k =
@@ -106,9 +108,9 @@ class WindowedLandscape(Landscape):
     deposits into and is driven by that window's S only.  Everything else is the
     :class:`Landscape` of one window: kernel, reflection at the window's edges, walls there.
 
-    ``grid`` is the local grid; ``full_grid`` the run's.  Deposits: the method divides f_WL by
-    all walkers; each window's S is averaged over its own walkers, so heights are multiplied by
-    K (walkers are spread evenly over the windows)."""
+    ``grid`` is the local grid; ``full_grid`` the run's.  Deposits: every walker adds f_WL/W (W
+    all walkers) to its window's S, the same increment per visit as without windows — as in
+    Vogel et al., where every window's walkers raise ln g by the same ln f per visit."""
 
     def __init__(self, windows: WindowLayout, other_axes=(), walkers: int = 1, **kwargs):
         from .grid import Grid
@@ -155,7 +157,7 @@ class WindowedLandscape(Landscape):
         if inside is None:
             inside = self.grid.in_range(loc)
         h = torch.as_tensor(height, dtype=torch.float64, device=self.device)
-        h = h.expand(xi.shape[0]) * inside * float(self.n_windows)
+        h = h.expand(xi.shape[0]) * inside
         idx, w = self.grid.gaussian_kernel(loc, self._sigma, self.cutoff, self.edge)
         self.S.view(-1).index_add_(0, (idx + self._offset[:, None]).reshape(-1), (w * h[:, None]).reshape(-1))
         self.count(xi, inside)
@@ -198,7 +200,7 @@ class WindowedLandscape(Landscape):
         out = Landscape(self.full_grid.axes, sigma=list(self._sigma), cutoff=self.cutoff, edge=self.edge,
                         out_of_range=self.out_of_range, wall_strength=self.wall_strength, device=self.device)
         S, H = self.S.detach().cpu().numpy(), self.H.detach().cpu().numpy()
-        js, owner, record = join(self.windows, S, H)
+        js, owner, record = join(self.windows, S, H, margin=max(1, math.ceil(2 * max(self._sigma[:1]))))
         out.S.copy_(torch.from_numpy(np.nan_to_num(js, nan=0.0)))
         out.H.copy_(torch.from_numpy(_gather(self.windows, H, owner)))
         for k in self.observable_sums:
@@ -262,12 +264,13 @@ def _slopes(s: np.ndarray, visited: np.ndarray) -> np.ndarray:
     return out
 
 
-def join(windows: WindowLayout, S: np.ndarray, H: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+def join(windows: WindowLayout, S: np.ndarray, H: np.ndarray, margin: int = 1) -> tuple[np.ndarray, np.ndarray, dict]:
     """Join the windows' S [K, m, ...] (module docstring) into S on the full grid [n, ...]: returns
     it (NaN where the window it comes from never visited), the window each full-grid column comes
     from [n] and the record {``join_columns``, ``join_offsets``, ``join_slope_mismatch``} (per
     junction; a junction whose windows share no visited bins has column −1 and the windows above
-    it are left out, NaN)."""
+    it are left out, NaN).  ``margin``: bins at each window's edges left out of the offset and
+    the choice of the join column (there the reflected kernel flattens S)."""
     K, m = windows.count, windows.bins
     n = windows.axis.bins
     rest = S.shape[2:]
@@ -280,24 +283,28 @@ def join(windows: WindowLayout, S: np.ndarray, H: np.ndarray) -> tuple[np.ndarra
     offset = 0.0
     columns, offsets, mismatch = [], [], []
     for k in range(1, K):
-        lo, hi = windows.starts[k], windows.starts[k - 1] + m  # overlap: full-grid bins lo … hi−1
+        # the overlap, less the margins: full-grid columns lo … hi−1
+        lo, hi = windows.starts[k] + margin, windows.starts[k - 1] + m - margin
+        p0 = windows.starts[k - 1]
         prev_s, cur_s = S[k - 1], S[k]
         dp, dc = _slopes(prev_s, vis[k - 1]), _slopes(cur_s, vis[k])
-        best, best_c = np.inf, -1
+        best, best_c, diffs = np.inf, -1, []
         for c in range(lo, hi):
-            i, j = c - windows.starts[k - 1], c - lo
+            i, j = c - p0, c - windows.starts[k]
             both = vis[k - 1][i] & vis[k][j]
+            diffs.append((prev_s[i] - cur_s[j])[both])
             d = (dp[i] - dc[j])[both & np.isfinite(dp[i]) & np.isfinite(dc[j])]
             if d.size and np.sqrt(np.mean(d ** 2)) < best:
                 best, best_c = float(np.sqrt(np.mean(d ** 2))), c
-        if best_c < 0:
+        diffs = np.concatenate([d.reshape(-1) for d in diffs]) if diffs else np.zeros(0)
+        if best_c < 0 or not diffs.size:
             columns.append(-1), offsets.append(np.nan), mismatch.append(np.nan)
             break
-        i, j = best_c - windows.starts[k - 1], best_c - lo
-        both = vis[k - 1][i] & vis[k][j]
-        offset = offset + float(np.mean((prev_s[i] - cur_s[j])[both]))
-        out[best_c:lo + m] = np.where(vis[k][best_c - lo:], cur_s[best_c - lo:] + offset, np.nan)
-        owner[best_c:lo + m] = k
+        # the constant from every bin both visited in the overlap; the switch at the best slopes
+        offset = offset + float(np.mean(diffs))
+        j0 = best_c - windows.starts[k]
+        out[best_c:windows.starts[k] + m] = np.where(vis[k][j0:], cur_s[j0:] + offset, np.nan)
+        owner[best_c:windows.starts[k] + m] = k
         columns.append(best_c), offsets.append(offset), mismatch.append(best)
     return out, owner, {"join_columns": columns, "join_offsets": offsets, "join_slope_mismatch": mismatch}
 

@@ -193,7 +193,7 @@ class CompiledWLMD:
                     continue
                 parts = [np.ascontiguousarray(t[idx]) for t in (x, v, a, cv, noise)]
                 out_k = np.empty((steps, idx.size))
-                status = self._kernel(*parts, S[k], H[k], fvals, klo, khi, width, walkers / ls.n_windows, out_k, info)
+                status = self._kernel(*parts, S[k], H[k], fvals, klo, khi, width, walkers, out_k, info)
                 x[idx], v[idx], a[idx], cv[idx] = parts[:4]
                 cv_out[:, idx] = out_k
                 if status != K.OK:
