@@ -62,6 +62,7 @@ class HarmonicResult:
     steps: int
     walkers: int
     landscape: Landscape
+    windows: dict | None = None  # windowed runs: the join's record (physampler.windows.WindowedLandscape.joined)
 
     @property
     def checks(self) -> dict[str, bool]:
@@ -138,8 +139,9 @@ def run_harmonic(n: int, *, steps: int | None = None, walkers: int = 256, seed: 
     land.reset_histogram()  # production histogram: second half
     state = integ.run(state, steps - half)[0]
     wall = time.perf_counter() - t0
+    record = None
     if windows > 1:
-        land = land.joined()[0]
+        land, record = land.joined()
     u = land.grid.axes[0].centres().numpy()
     s = land.S.detach().cpu().numpy()
     exact_slope = n / 2 - 1
@@ -166,4 +168,5 @@ def run_harmonic(n: int, *, steps: int | None = None, walkers: int = 256, seed: 
         steps=steps,
         walkers=walkers,
         landscape=land,
+        windows=record,
     )

@@ -149,9 +149,6 @@ class WindowedLandscape(Landscape):
     def in_range(self, xi):
         return self.grid.in_range(self.local(xi))
 
-    def check_range(self, xi, step, walkers=None):
-        return super().check_range(self.local(xi), step, walkers)
-
     def deposit(self, xi, height, inside=None):
         loc = self.local(xi)
         if inside is None:
@@ -196,7 +193,8 @@ class WindowedLandscape(Landscape):
 
     # ---------------------------------------------------------------- results
     def joined(self) -> tuple[Landscape, dict]:
-        """The :class:`Landscape` of the full grid (:func:`join`) and the join's record."""
+        """The :class:`Landscape` of the full grid (:func:`join`) and the join's record, with
+        ``join_owner``: the window each column of the full grid comes from."""
         out = Landscape(self.full_grid.axes, sigma=list(self._sigma), cutoff=self.cutoff, edge=self.edge,
                         out_of_range=self.out_of_range, wall_strength=self.wall_strength, device=self.device)
         S, H = self.S.detach().cpu().numpy(), self.H.detach().cpu().numpy()
@@ -208,7 +206,7 @@ class WindowedLandscape(Landscape):
                 _gather(self.windows, self.observable_sums[k].cpu().numpy(), owner)).to(self.device)
             out.observable_counts[k] = torch.from_numpy(
                 _gather(self.windows, self.observable_counts[k].cpu().numpy(), owner)).to(self.device)
-        return out, record
+        return out, record | {"join_owner": owner}
 
     def _like(self):
         new = super()._like()
@@ -347,7 +345,7 @@ class ReplicaExchange:
             b = b[torch.randperm(b.numel(), generator=self.generator)]
             p = min(a.numel(), b.numel())
             xs.append(a[:p]), ys.append(b[:p])
-        self.parity = 1 - self.parity
+        self.parity = 1 - self.parity if ls.n_windows > 2 else 0  # two windows: one junction, every time
         if not xs:
             return 0
         x, y = torch.cat(xs), torch.cat(ys)
