@@ -804,12 +804,10 @@ def verify_manifest(out: Path, size: int) -> dict:
             land = ck
         else:
             hashes.add(ck.get("landscape_hash"))
-    from .landscape import Landscape
+    from .windows import landscape_from_state
 
     try:
-        names = list(land["landscape"]["names"])
-        ls = Landscape([Axis(n, float(lo), float(hi), bins=int(b)) for n, lo, hi, b in
-                        zip(names, land["landscape"]["lower"], land["landscape"]["upper"], land["landscape"]["bins"])])
+        ls = landscape_from_state(land["landscape"])
         ls.load_state_dict(land["landscape"])
     except (KeyError, ValueError, TypeError, RuntimeError) as e:
         raise FileError(base / "landscape.pt", f"landscape state cannot be read ({type(e).__name__}: {e})") from None

@@ -246,6 +246,17 @@ class WindowedLandscape(Landscape):
                                          "upper": [a.upper for a in local], "bins": list(self.grid.shape)})
 
 
+def landscape_from_state(sd: dict) -> Landscape:
+    """A landscape to load a landscape state ``sd`` into (for checks: its kernel is the default):
+    a :class:`WindowedLandscape` when the state is one's, a :class:`Landscape` otherwise."""
+    axes = [Axis(n, float(lo), float(hi), bins=int(b))
+            for n, lo, hi, b in zip(list(sd["names"]), sd["lower"], sd["upper"], sd["bins"])]
+    if "window_starts" not in sd:
+        return Landscape(axes)
+    starts = tuple(int(x) for x in sd["window_starts"])
+    return WindowedLandscape(WindowLayout(axes[0], int(sd["window_bins"]), starts), axes[1:], walkers=len(starts))
+
+
 def default_labels(walkers: int, count: int) -> torch.Tensor:
     """Walker w starts in window ⌊w·K/W⌋: consecutive blocks of W/K walkers."""
     if walkers % count:
