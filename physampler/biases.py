@@ -64,14 +64,28 @@ class _Wall(_AxisBias):
 class QuadraticWall(_Wall):
     """[P1] eq. 6: S_bias = β·(ξ − ξ0)² beyond ξ0 (ξ > ξ0 for ``upper``, ξ < ξ0 for ``lower``), else 0.
 
-    β = ``strength``, ξ0 = ``at``.
+    β = ``strength``, ξ0 = ``at``.  ``max_slope`` s (default none): beyond the distance d = s/(2β)
+    where its slope reaches s the wall continues linearly, S_bias = β·d² + s·(|ξ − ξ0| − d) — a
+    walker that starts far outside is pulled in at the rate s instead of flung by a force that
+    grows with the distance (the windows of :mod:`physampler.windows`).
     """
 
+    def __init__(self, axis: int, at: float, strength: float, side: str, max_slope: float | None = None):
+        super().__init__(axis, at, strength, side)
+        self.max_slope = None if max_slope is None else _checks.positive("max_slope", max_slope)
+
     def value(self, xi):
-        return self.strength * self._excess(self._x(xi)) ** 2
+        ex = self._excess(self._x(xi))
+        if self.max_slope is None:
+            return self.strength * ex ** 2
+        d = self.max_slope / (2.0 * self.strength)
+        return torch.where(ex <= d, self.strength * ex ** 2, self.strength * d * d + self.max_slope * (ex - d))
 
     def gradient(self, xi):
-        return self._embed(xi, self._outward() * 2.0 * self.strength * self._excess(self._x(xi)))
+        slope = 2.0 * self.strength * self._excess(self._x(xi))
+        if self.max_slope is not None:
+            slope = slope.clamp(max=self.max_slope)
+        return self._embed(xi, self._outward() * slope)
 
 
 class LinearWall(_Wall):

@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "reweighted to <R_g>(T), <Q6>(T) and checked against OpenMM+MBAR")
         c.add_argument("--observable-steps", type=_positive_int, default=None,
                        help="steps per walker of that production run (default: a third of --steps)")
+        c.add_argument("--windows", type=_positive_int, default=1,
+                       help="replica-exchange Wang-Landau windows along U (overlap 0.75, swaps every 100 steps; "
+                            "--walkers a multiple of it), judged on their joined S (default %(default)s)")
         c.add_argument("--sphere-centre", choices=("origin", "com"), default="origin",
                        help="centre of the confining sphere: the origin, or the centre of mass as in the heat-capacity "
                             "literature (default %(default)s); the OpenMM reference uses the same")
@@ -297,14 +300,19 @@ def _validate_lj(args) -> int:
             print(f"physampler: error: --no-reference: the OpenMM+MBAR reference needs {missing}; install "
                   "'physampler[validation]' or pass --no-reference", file=sys.stderr)
             return 2
+    if args.walkers % args.windows:
+        print(f"physampler: error: --walkers: must be a multiple of --windows = {args.windows} (got {args.walkers})",
+              file=sys.stderr)
+        return 2
     print(f"physampler {__version__}: WLMD S(U) of LJ{case.n} in a confining sphere R_c = {case.radius} sigma "
           f"around the {'centre of mass' if args.sphere_centre == 'com' else 'origin'} "
           f"(wall k = 100 eps/sigma^2), {args.replicas} replicas x {args.walkers} walkers x {args.steps} steps, "
-          f"splitting {args.integrator}, seed {args.seed}", flush=True)
+          f"splitting {args.integrator}, seed {args.seed}"
+          + (f", {args.windows} replica-exchange windows" if args.windows > 1 else ""), flush=True)
     r = run_lj_cluster(args.target, steps=args.steps, walkers=args.walkers, replicas=args.replicas, seed=args.seed,
                        reference=not args.no_reference, reference_steps=args.reference_steps, threads=args.threads,
                        splitting=args.integrator, sphere_centre=args.sphere_centre, observables=args.observables,
-                       observable_steps=args.observable_steps)
+                       observable_steps=args.observable_steps, windows=args.windows)
     print(f"WLMD wall time {r.wall_time:.1f} s; landscape flatness (min, max H/mean) "
           f"{r.flatness[0]:.3f}, {r.flatness[1]:.3f}")
     print("C_V is configurational (add 3n/2 = %.1f for the total)" % (1.5 * r.n))

@@ -161,6 +161,9 @@ _RUN_SECTIONS: dict[str, dict[str, Key]] = {
         "overlap": Key("float", 0.75, "fraction of a window its neighbour shares (Vogel et al.: 0.75)", "(0, 1)",
                        lambda x: 0.0 < x < 1.0),
         "swap_interval": Key("int", 100, "steps between configuration swaps of neighbouring windows", "> 0", _pos),
+        "wall_slope": Key("float", 10.0, "largest slope of the walls at a window's edges (S per unit of the first "
+                          "CV): quadratic (landscape.wall_strength) near the edge, linear beyond, so walkers that "
+                          "start far outside their window are pulled in, not flung", "> 0", _pos),
     },
     "output": {
         "directory": Key("str", "physampler-run", "output directory (created; never overwritten without "

@@ -276,7 +276,7 @@ def build(cfg: dict, text: str, *, walkers_total: int | None = None, system=None
     win = cfg["windows"]
     if win["count"] > 1:
         land = WindowedLandscape(layout(axes[0], win["count"], win["overlap"]), axes[1:],
-                                 walkers=cfg["run"]["walkers"], **kernel)
+                                 walkers=cfg["run"]["walkers"], wall_slope=win["wall_slope"], **kernel)
     else:
         land = Landscape(axes, **kernel)
     names = cvs.names

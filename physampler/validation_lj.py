@@ -105,14 +105,26 @@ def case_landscape(case: LJCase) -> Landscape:
 
 
 def build(case: LJCase, steps: int, *, walkers: int | None = None, splitting: str = "ktd",
-          sphere_centre: str = "origin") -> tuple[LJCluster, CompiledWLMD]:
-    ls = case_landscape(case)
+          sphere_centre: str = "origin", windows: int = 1, seed: int = 0):
+    """(cluster, engine) of a validation replica; ``windows`` > 1: replica-exchange windows along U
+    (:mod:`physampler.windows`, overlap 0.75, swaps every 100 steps, swap stream ``seed``)."""
+    from .validation import SWAP_INTERVAL, WINDOW_OVERLAP
+    from .windows import ReplicaExchange, WindowedLandscape, WindowedWLMD, layout
+
+    if windows > 1:
+        ls = WindowedLandscape(layout(case_landscape(case).grid.axes[0], windows, WINDOW_OVERLAP), walkers=walkers,
+                               sigma=case.sigma_bins, out_of_range="wall", wall_strength=case.wall_strength)
+    else:
+        ls = case_landscape(case)
     # Under S = 0 the walkers fly freely, atoms pass through each other's cores and the upper-edge
     # wall then meets forces of order 10⁶; whether a walker survives that is luck (ktd at seed 2026
     # did, BAOAB did not).  A canonical start at T = start_temperature keeps the cores apart.
     ls.tilt(0, case.start_temperature)
-    return _engine(case, WangLandau(ls, schedule_for(case, steps)), walkers=walkers, splitting=splitting,
-                   sphere_centre=sphere_centre)
+    lj, engine = _engine(case, WangLandau(ls, schedule_for(case, steps)), walkers=walkers, splitting=splitting,
+                         sphere_centre=sphere_centre)
+    if windows > 1:
+        engine = WindowedWLMD(engine, ReplicaExchange(ls, SWAP_INTERVAL, seed))
+    return lj, engine
 
 
 def _run_blocks(integ, state, steps: int, block: int = 2000, after=None):
@@ -129,9 +141,11 @@ def _run_blocks(integ, state, steps: int, block: int = 2000, after=None):
 
 
 def run_replica(case: LJCase, steps: int, walkers: int, seed: int, replica: int, *, block: int = 2000,
-                keep: int = 4, splitting: str = "ktd", sphere_centre: str = "origin") -> ReplicaRun:
-    """One replica: ``walkers`` walkers on their own landscape for ``steps`` steps."""
-    lj, integ = build(case, steps, walkers=walkers, splitting=splitting, sphere_centre=sphere_centre)
+                keep: int = 4, splitting: str = "ktd", sphere_centre: str = "origin", windows: int = 1) -> ReplicaRun:
+    """One replica: ``walkers`` walkers on their own landscape for ``steps`` steps (``windows``: the
+    joined S of that many replica-exchange windows)."""
+    lj, integ = build(case, steps, walkers=walkers, splitting=splitting, sphere_centre=sphere_centre, windows=windows,
+                      seed=seed * 1000 + replica)
     x0 = start_configurations(lj, walkers, seed * 1000 + replica)
     rng = WalkerRNG(seed, range(replica * walkers, (replica + 1) * walkers))
     low_x, low_u = [], []
@@ -150,7 +164,8 @@ def run_replica(case: LJCase, steps: int, walkers: int, seed: int, replica: int,
     _run_blocks(integ, integ.init(x0, rng), steps, block, keep_lowest)
     u = torch.stack(low_u).reshape(-1)
     xs = torch.stack(low_x).reshape(-1, lj.n, 3)
-    return ReplicaRun(integ.landscape, xs, u)
+    land = integ.landscape.joined()[0] if windows > 1 else integ.landscape
+    return ReplicaRun(land, xs, u)
 
 
 # ------------------------------------------------- static-bias production: observables
@@ -316,7 +331,7 @@ def reference_steps_for(case: LJCase, sphere_centre: str) -> int:
 def run_lj_cluster(name: str, *, steps: int | None = None, walkers: int | None = None, replicas: int | None = None,
                    seed: int = 2026, reference=True, reference_steps: int | None = None,
                    threads: int = 2, splitting: str = "ktd", sphere_centre: str = "origin",
-                   observables: bool = False, observable_steps: int | None = None) -> LJResult:
+                   observables: bool = False, observable_steps: int | None = None, windows: int = 1) -> LJResult:
     """The full validation of ``LJ_CASES[name]`` (see the module docstring); with ``observables``
     also the static-bias production run of ⟨R_g⟩(T), ⟨Q6⟩(T) (``observable_steps`` per walker,
     default a third of ``steps``) on the replicas' mean S, checked against OpenMM + MBAR."""
@@ -330,7 +345,7 @@ def run_lj_cluster(name: str, *, steps: int | None = None, walkers: int | None =
     torch.set_num_threads(1)
     with ThreadPoolExecutor(max_workers=threads) as ex:
         runs = list(ex.map(lambda r: run_replica(case, steps, walkers, seed, r, splitting=splitting,
-                                                 sphere_centre=sphere_centre), range(replicas)))
+                                                 sphere_centre=sphere_centre, windows=windows), range(replicas)))
     lj = LJCluster(case.n, case.radius, sphere_centre=sphere_centre)
     xs = torch.cat([r.low_positions for r in runs])
     mins = fire(lj, xs, fmax=1e-7, max_steps=50000)

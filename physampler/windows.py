@@ -47,6 +47,11 @@ from . import _checks
 from .grid import Axis
 from .landscape import Landscape
 
+#: default largest slope of the walls at a window's edges (S per unit of the first CV): quadratic
+#: near the edge, linear beyond — a walker that starts far outside its window (all start in one
+#: place) is pulled in at this rate rather than by a force growing with the distance, which
+#: blew LJ13 walkers apart within 20 steps
+WALL_SLOPE = 10.0
 #: fewest bins two neighbouring windows must share: the slopes compared at the join need three
 MIN_OVERLAP_BINS = 3
 
@@ -108,15 +113,26 @@ class WindowedLandscape(Landscape):
     deposits into and is driven by that window's S only.  Everything else is the
     :class:`Landscape` of one window: kernel, reflection at the window's edges, walls there.
 
+    ``wall_slope``: the largest slope of the walls at the windows' edges along the first CV
+    (:class:`~physampler.biases.QuadraticWall` ``max_slope``; None: not capped).
+
     ``grid`` is the local grid; ``full_grid`` the run's.  Deposits: every walker adds f_WL/W (W
     all walkers) to its window's S, the same increment per visit as without windows — as in
     Vogel et al., where every window's walkers raise ln g by the same ln f per visit."""
 
-    def __init__(self, windows: WindowLayout, other_axes=(), walkers: int = 1, **kwargs):
+    def __init__(self, windows: WindowLayout, other_axes=(), walkers: int = 1, wall_slope: float | None = WALL_SLOPE,
+                 **kwargs):
         from .grid import Grid
 
         axes = [windows.local_axis(), *other_axes]
         super().__init__(axes, **kwargs)
+        from .biases import QuadraticWall
+
+        self.wall_slope = None if wall_slope is None else _checks.positive("windows.wall_slope", wall_slope)
+        if self.walls:  # the first CV's edges are the window's: pull walkers in at a bounded rate
+            b = self.wall_strength[0]
+            self.walls[:2] = [QuadraticWall(0, self.grid.axes[0].lower, b, "lower", max_slope=self.wall_slope),
+                              QuadraticWall(0, self.grid.axes[0].upper, b, "upper", max_slope=self.wall_slope)]
         self.windows = windows
         self.full_grid = Grid([windows.axis, *other_axes], device=self.device)
         K = windows.count

@@ -122,7 +122,8 @@ class CompiledWLMD:
             np.array([0 if isinstance(x, QuadraticWall) else 1 for x in b], dtype=np.int64),
         )
         beta = ls.wall_strength[0] if ls.out_of_range == "wall" else 0.0  # 0: no edge walls under 'raise'
-        self._edge_beta = np.array([beta, beta], dtype=np.float64)
+        cap = [w.max_slope if w.max_slope is not None else np.inf for w in ls.walls] or [np.inf, np.inf]
+        self._edge_beta = np.array([beta, beta, cap[0], cap[-1]], dtype=np.float64)
 
     def init(self, positions: torch.Tensor, rng, velocities: torch.Tensor | None = None) -> WLMDState:
         return self.wlmd.init(positions, rng, velocities)

@@ -278,6 +278,17 @@ def _wall_gradient(xi, at, strength, sign, kind):
 
 
 @_jit
+def _edge_gradient(xi, at, strength, sign, max_slope):
+    """A grid-edge wall: quadratic, its slope capped at ``max_slope`` (QuadraticWall(max_slope=...))."""
+    g = _wall_gradient(xi, at, strength, sign, 0)
+    if g > max_slope:
+        return max_slope
+    if g < -max_slope:
+        return -max_slope
+    return g
+
+
+@_jit
 def wlmd_cluster_block(x, v, a, cv, S, H, noise, fvals, rc2, shift, radius, k_wall, com,
                        lower, upper, width, sigma, cutoff, reflect, raise_oor, edge_beta,
                        bias_at, bias_strength, bias_sign, bias_kind,
@@ -292,7 +303,8 @@ def wlmd_cluster_block(x, v, a, cv, S, H, noise, fvals, rc2, shift, radius, k_wa
     [W, N] positions as [W, N, 1]); cv : [W] current U.  energy_kind : LJ_CLUSTER (rc2 … com
     apply) or HARMONIC (``stiffness`` [n·d] applies).
     S, H : [bins] landscape and histogram (shared).  noise : [W, steps, n, 3].
-    fvals : f_WL of each step.  com : the sphere is centred on the centre of mass.  edge_beta : β of the edge walls (0 under 'raise').
+    fvals : f_WL of each step.  com : the sphere is centred on the centre of mass.  edge_beta : β of the lower and upper edge walls (0 under 'raise'), then the
+    largest slope of each (inf: none).
     bias_* : extra walls on U (kind 0 quadratic, 1 linear; sign +1 upper, −1 lower).
     cv_out : [steps, W] U after each step.  info : int64 [2], set to (step index, walker)
     of a fault.  Returns a status code (OK or the fault).
@@ -352,8 +364,8 @@ def wlmd_cluster_block(x, v, a, cv, S, H, noise, fvals, rc2, shift, radius, k_wa
             elif cv[w] > upper and g < 0.0:
                 g = 0.0
             if edge_beta[0] > 0.0:
-                g = g + _wall_gradient(cv[w], lower, edge_beta[0], -1.0, 0)
-                g = g + _wall_gradient(cv[w], upper, edge_beta[1], 1.0, 0)
+                g = g + _edge_gradient(cv[w], lower, edge_beta[0], -1.0, edge_beta[2])
+                g = g + _edge_gradient(cv[w], upper, edge_beta[1], 1.0, edge_beta[3])
             nbias = bias_at.shape[0]
             if nbias > 0:
                 b = _wall_gradient(cv[w], bias_at[0], bias_strength[0], bias_sign[0], bias_kind[0])
