@@ -81,9 +81,9 @@ class HarmonicResult:
 
 
 def harmonic_setup(n: int, *, walkers: int, seed: int, steps: int, device="cpu", case: HarmonicCase | None = None,
-                   windows: int = 1):
+                   windows: int = 1, overlap: float = WINDOW_OVERLAP):
     """Build (integrator, initial state) for the N-dimensional harmonic validation; ``windows`` > 1:
-    replica-exchange windows (:mod:`physampler.windows`, overlap 0.75), the integrator then a
+    replica-exchange windows (:mod:`physampler.windows`, sharing ``overlap``), the integrator then a
     :class:`~physampler.windows.WindowedWLMD` of the torch engine."""
     from .windows import ReplicaExchange, WindowedLandscape, WindowedWLMD, layout
 
@@ -92,7 +92,7 @@ def harmonic_setup(n: int, *, walkers: int, seed: int, steps: int, device="cpu",
     axis = Axis("energy", case.lower, case.upper, bins=case.bins, units="epsilon", long_name="potential energy")
     kernel = dict(sigma=SIGMA_BINS, out_of_range="wall", wall_strength=2.0, device=device)
     if windows > 1:
-        landscape = WindowedLandscape(layout(axis, windows, WINDOW_OVERLAP), walkers=walkers, **kernel)
+        landscape = WindowedLandscape(layout(axis, windows, overlap), walkers=walkers, **kernel)
     else:
         landscape = Landscape([axis], **kernel)
     # F·t_WL = 1000 total deposit before the 1/t phase: several times the

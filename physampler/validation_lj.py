@@ -105,14 +105,15 @@ def case_landscape(case: LJCase) -> Landscape:
 
 
 def build(case: LJCase, steps: int, *, walkers: int | None = None, splitting: str = "ktd",
-          sphere_centre: str = "origin", windows: int = 1, seed: int = 0):
+          sphere_centre: str = "origin", windows: int = 1, seed: int = 0, overlap: float | None = None):
     """(cluster, engine) of a validation replica; ``windows`` > 1: replica-exchange windows along U
-    (:mod:`physampler.windows`, overlap 0.75, swaps every 100 steps, swap stream ``seed``)."""
+    (:mod:`physampler.windows`, ``overlap`` default 0.75, swaps every 100 steps, swap stream ``seed``)."""
     from .validation import SWAP_INTERVAL, WINDOW_OVERLAP
     from .windows import ReplicaExchange, WindowedLandscape, WindowedWLMD, layout
 
     if windows > 1:
-        ls = WindowedLandscape(layout(case_landscape(case).grid.axes[0], windows, WINDOW_OVERLAP), walkers=walkers,
+        ls = WindowedLandscape(layout(case_landscape(case).grid.axes[0], windows, overlap or WINDOW_OVERLAP),
+                               walkers=walkers,
                                sigma=case.sigma_bins, out_of_range="wall", wall_strength=case.wall_strength)
     else:
         ls = case_landscape(case)

@@ -293,8 +293,9 @@ def join(windows: WindowLayout, S: np.ndarray, H: np.ndarray, margin: int = 1) -
     """Join the windows' S [K, m, ...] (module docstring) into S on the full grid [n, ...]: returns
     it (NaN where the window it comes from never visited), the window each full-grid column comes
     from [n] and the record {``join_columns``, ``join_offsets``, ``join_slope_mismatch``} (per
-    junction; a junction whose windows share no visited bins has column −1 and the windows above
-    it are left out, NaN).  ``margin``: bins at each window's edges left out of the offset and
+    junction; the joined S starts at the lowest window with visits, the junctions below it have
+    column −1, and a junction whose windows share no visited bins has column −1 and the windows
+    above it are left out, NaN).  ``margin``: bins at each window's edges left out of the offset and
     the choice of the join column (there the reflected kernel flattens S)."""
     K, m = windows.count, windows.bins
     n = windows.axis.bins
@@ -302,12 +303,14 @@ def join(windows: WindowLayout, S: np.ndarray, H: np.ndarray, margin: int = 1) -
     out = np.full((n, *rest), np.nan)
     owner = np.full(n, -1, dtype=np.int64)
     vis = H > 0
-    a0 = windows.starts[0]
-    out[a0:a0 + m] = np.where(vis[0], S[0], np.nan)
-    owner[a0:a0 + m] = 0
+    seen = [k for k in range(K) if vis[k].any()]
+    first = seen[0] if seen else 0  # windows below the first with visits are left out (NaN)
+    a0 = windows.starts[first]
+    out[a0:a0 + m] = np.where(vis[first], S[first], np.nan)
+    owner[a0:a0 + m] = first
     offset = 0.0
-    columns, offsets, mismatch = [], [], []
-    for k in range(1, K):
+    columns, offsets, mismatch = [-1] * first, [np.nan] * first, [np.nan] * first
+    for k in range(first + 1, K):
         # the overlap, less the margins: full-grid columns lo … hi−1
         lo, hi = windows.starts[k] + margin, windows.starts[k - 1] + m - margin
         p0 = windows.starts[k - 1]

@@ -264,3 +264,32 @@ def test_window_walls_pull_a_far_walker_in_at_a_bounded_rate_on_both_engines():
         runs.append((st, land))
     (a, la), (b, lb) = runs
     assert float((a.positions - b.positions).abs().max()) < 1e-10 and float((la.S - lb.S).abs().max()) < 1e-10
+
+
+def test_join_of_two_dimensional_windows_along_the_first_cv():
+    """Windows along ln L of an S(ln L, Ã) (the network case): each column of the other axis is
+    carried along, one constant per window, unvisited bins stay NaN."""
+    lay = layout(ps.Axis("log_train_loss", -4.0, 2.0, bins=60), 3, 0.6)
+    x = lay.axis.centres().numpy()[:, None]
+    y = np.linspace(0.025, 0.975, 20)[None, :]
+    exact = 2.0 * x - 30.0 * (y - 0.2 - 0.1 * x) ** 2
+    S = np.stack([exact[a:a + lay.bins] + 5.0 * k for k, a in enumerate(lay.starts)])
+    H = np.ones_like(S)
+    H[:, :, -1] = 0  # the top accuracy row never visited
+    out, owner, rec = join(lay, S, H, margin=2)
+    ok = np.isfinite(out)
+    assert ok[:, :-1].all() and not ok[:, -1].any()
+    d = (out - exact)[ok]
+    assert np.abs(d - d.mean()).max() < 1e-12 and len(rec["join_columns"]) == 2
+
+
+def test_join_starts_at_the_lowest_window_with_visits():
+    lay = layout(ps.Axis("log_train_loss", -4.0, 2.0, bins=60), 3, 0.6)
+    x = lay.axis.centres().numpy()
+    S = np.stack([2.0 * x[a:a + lay.bins] + k for k, a in enumerate(lay.starts)])
+    H = np.ones_like(S)
+    H[0] = 0  # walkers of the lowest window not yet arrived (they start at high loss)
+    out, owner, rec = join(lay, S, H, margin=2)
+    assert rec["join_columns"][0] == -1 and rec["join_columns"][1] > 0
+    assert np.isnan(out[: lay.starts[1]]).all() and np.isfinite(out[lay.starts[1]:]).all()
+    assert owner[-1] == 2 and owner[0] == -1
