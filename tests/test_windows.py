@@ -131,9 +131,10 @@ def test_swaps_are_accepted_with_the_derived_probability_and_only_in_the_overlap
         assert acc / 4000 == pytest.approx(p, abs=0.035), (xx, yy)
         if p < 0.9:
             assert abs(acc / 4000 - min(1.0, math.exp(-1.3 * (xx - yy)))) > 0.2
-    xi = torch.tensor([[lo - 0.2], [lo + 0.5]], dtype=torch.float64)  # x below the overlap: never
-    ls.assign([0, 1])
-    assert sum(ex.attempt(xi, 1) for _ in range(200)) == 0
+    for pair in ([[lo - 0.2], [lo + 0.5]], [[lo + 0.5], [hi + 0.2]]):  # one of them outside the overlap: never
+        xi = torch.tensor(pair, dtype=torch.float64)
+        ls.assign([0, 1])
+        assert sum(ex.attempt(xi, 1) for _ in range(200)) == 0
     assert ex.attempts.sum() > 0 and ex.state_dict()["labels"].tolist() == [0, 1]
 
 
