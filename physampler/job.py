@@ -203,7 +203,8 @@ class Job:
                 "method": w.method.params() | {"schedule": _describe(w.schedule)}, "splitting": w.splitting,
                 "dt": w.dt, "c_f": w.c_f, "kT": w.kT, "potential": w.potential, "biases": parts(w.biases),
                 "constraints": parts(w.constraints),
-                "grid": [[a.name, a.lower, a.upper, a.bins] for a in self.grid.axes],
+                "grid": [[a.name, a.lower, a.upper, a.bins] for a in getattr(w.landscape, "full_grid",
+                                                                              w.landscape.grid).axes],
                 "walkers": self.walkers, "seed": self.seed}
 
     def run(self, *, resume: bool = False, overwrite: bool = False, progress: bool = False, log=print) -> int:
