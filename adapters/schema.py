@@ -290,6 +290,9 @@ def register() -> None:
         needs="[system], [optimizer] and [train]", memory=train_memory, describe=_train_what,
         probe=_train_probe))
     from ..systems.builtin import register_factory_result
+    from . import count_check
     from .network_task import NetworkTask, build_network_task
+
+    count_check.register()
 
     register_factory_result(lambda obj: isinstance(obj, NetworkTask), build_network_task, NN_CVS)

@@ -53,22 +53,24 @@ def _int_at_least(low: int, what: str):
     return parse
 
 
-_positive_int = _int_at_least(1, "a positive integer")
-_non_negative_int = _int_at_least(0, "an integer >= 0")
+positive_int = _int_at_least(1, "a positive integer")
+non_negative_int = _int_at_least(0, "an integer >= 0")
 
 
 def _job_arguments(p: argparse.ArgumentParser, kind: str) -> None:
     """The options ``run`` and ``train`` share; ``kind`` names the config section they override."""
     p.add_argument("--out", help="output directory (overrides output.directory)")
-    p.add_argument("--steps", type=_positive_int, help=f"total steps (overrides {kind}.steps)")
+    p.add_argument("--steps", type=positive_int, help=f"total steps (overrides {kind}.steps)")
     p.add_argument("--device", help=f"cpu | cuda | cuda:N (overrides {kind}.device)")
-    p.add_argument("--threads", type=_non_negative_int, help=f"torch intra-op threads, 0: auto (overrides {kind}.threads)")
+    p.add_argument("--threads", type=non_negative_int, help=f"torch intra-op threads, 0: auto (overrides {kind}.threads)")
     p.add_argument("--resume", action="store_true", help="continue the directory's checkpoint (refused when there is none)")
     p.add_argument("--overwrite", action="store_true", help="replace the outputs of an existing directory")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(plugins: bool = True) -> argparse.ArgumentParser:
+    """The CLI; ``plugins``: add the validations plug-ins register (loading them imports torch,
+    so :func:`main` asks for them only for ``validate``)."""
     p = _Parser(prog="physampler", description="Wang–Landau MD entropy landscapes.")
     p.add_argument("--version", action="version", version=f"physampler {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -79,44 +81,50 @@ def build_parser() -> argparse.ArgumentParser:
 
     h.add_argument("--dims", type=int, nargs="+", default=sorted(HARMONIC_CASES), choices=sorted(HARMONIC_CASES),
                    metavar="N", help="wells to run (allowed: %(choices)s; default: all)")
-    h.add_argument("--steps", type=_positive_int, default=None,
+    h.add_argument("--steps", type=positive_int, default=None,
                    help="WLMD steps per well (default: 60000 for N = 2, 4; 120000 for N = 10)")
-    h.add_argument("--walkers", type=_positive_int, default=256, help="walkers sharing the landscape (default %(default)s)")
-    h.add_argument("--seed", type=_non_negative_int, default=2026, help="run seed (default %(default)s)")
+    h.add_argument("--walkers", type=positive_int, default=256, help="walkers sharing the landscape (default %(default)s)")
+    h.add_argument("--seed", type=non_negative_int, default=2026, help="run seed (default %(default)s)")
     h.add_argument("--device", default="cpu", help="torch device (default %(default)s)")
-    h.add_argument("--windows", type=_positive_int, default=1,
+    h.add_argument("--windows", type=positive_int, default=1,
                    help="replica-exchange Wang-Landau windows along U (overlap 0.75, swaps every 100 steps), "
                         "judged on their joined S (default %(default)s: one window)")
     m = vs.add_parser("metad", help="well-tempered metadynamics: F(x) of a double well, S(U) of a 10-D harmonic well")
     m.add_argument("--cases", nargs="+", default=["double_well", "harmonic10"], choices=["double_well", "harmonic10"],
                    metavar="CASE", help="cases to run (allowed: %(choices)s; default: both)")
-    m.add_argument("--steps", type=_positive_int, default=None, help="steps per case (default: 80000)")
-    m.add_argument("--walkers", type=_positive_int, default=None, help="walkers sharing the bias (default: 64)")
-    m.add_argument("--seed", type=_non_negative_int, default=2026, help="run seed (default %(default)s)")
+    m.add_argument("--steps", type=positive_int, default=None, help="steps per case (default: 80000)")
+    m.add_argument("--walkers", type=positive_int, default=None, help="walkers sharing the bias (default: 64)")
+    m.add_argument("--seed", type=non_negative_int, default=2026, help="run seed (default %(default)s)")
     from .validation_cases import LJ_CASES
 
     for name, case in LJ_CASES.items():
         c = vs.add_parser(name, help=f"WLMD S(U) of LJ{case.n} in a sphere R_c = {case.radius}: global minimum, "
                                      "C_V(T) vs literature and OpenMM+MBAR")
-        c.add_argument("--steps", type=_positive_int, default=case.steps, help="WLMD steps per walker (default %(default)s)")
-        c.add_argument("--walkers", type=_positive_int, default=case.walkers, help="walkers per replica (default %(default)s)")
+        c.add_argument("--steps", type=positive_int, default=case.steps, help="WLMD steps per walker (default %(default)s)")
+        c.add_argument("--walkers", type=positive_int, default=case.walkers, help="walkers per replica (default %(default)s)")
         c.add_argument("--replicas", type=_replicas, default=case.replicas,
                        help="independent replicas for the error bars, >= 2 (default %(default)s)")
-        c.add_argument("--seed", type=_non_negative_int, default=2026, help="run seed (default %(default)s)")
-        c.add_argument("--threads", type=_positive_int, default=2, help="replicas run in parallel (default %(default)s)")
-        c.add_argument("--reference-steps", type=_positive_int, default=None,
+        c.add_argument("--seed", type=non_negative_int, default=2026, help="run seed (default %(default)s)")
+        c.add_argument("--threads", type=positive_int, default=2, help="replicas run in parallel (default %(default)s)")
+        c.add_argument("--reference-steps", type=positive_int, default=None,
                        help=f"OpenMM Langevin steps per reference temperature (default {case.reference_steps}; "
                             f"{4 * case.reference_steps} with --sphere-centre com)")
         c.add_argument("--no-reference", action="store_true", help="skip the OpenMM+MBAR comparison")
+        c.add_argument("--reference-file", metavar="FILE", default=None,
+                       help="compare with a stored OpenMM+MBAR reference (written by --save-reference) instead of "
+                            "running OpenMM; 'packaged' for the one shipped with physampler" + (
+                                "" if name in ("lj13",) else " (none ships for this case)"))
+        c.add_argument("--save-reference", metavar="FILE", default=None,
+                       help="write the OpenMM+MBAR reference of this run, with its provenance, as NetCDF")
         c.add_argument("--integrator", choices=("ktd", "baoab"), default="ktd",
                        help="splitting of the WLMD step (default %(default)s); with baoab <U>(T) is checked against "
                             "OpenMM+MBAR too, since ktd's configurational bias offsets it")
         c.add_argument("--observables", action="store_true",
                        help="add a static-bias production run on the Wang-Landau S recording R_g and Q6 per energy bin, "
                             "reweighted to <R_g>(T), <Q6>(T) and checked against OpenMM+MBAR")
-        c.add_argument("--observable-steps", type=_positive_int, default=None,
+        c.add_argument("--observable-steps", type=positive_int, default=None,
                        help="steps per walker of that production run (default: a third of --steps)")
-        c.add_argument("--windows", type=_positive_int, default=1,
+        c.add_argument("--windows", type=positive_int, default=1,
                        help="replica-exchange Wang-Landau windows along U (overlap 0.75, swaps every 100 steps; "
                             "--walkers a multiple of it), judged on their joined S (default %(default)s)")
         c.add_argument("--sphere-centre", choices=("origin", "com"), default="origin",
@@ -130,9 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
                                       "print the resolved config; writes nothing")
     ck.add_argument("config", nargs="?", help="run or train config (TOML); omitted: the built-in default job")
     ck.add_argument("--out", help="output directory to check (default: output.directory)")
-    ck.add_argument("--steps", type=_positive_int, help="steps (overrides run.steps / train.steps)")
+    ck.add_argument("--steps", type=positive_int, help="steps (overrides run.steps / train.steps)")
     ck.add_argument("--device", help="cpu | cuda | cuda:N (overrides run.device / train.device)")
-    ck.add_argument("--threads", type=_non_negative_int, help="torch intra-op threads, 0: auto (overrides run.threads / "
+    ck.add_argument("--threads", type=non_negative_int, help="torch intra-op threads, 0: auto (overrides run.threads / "
                     "train.threads)")
     ck.add_argument("--probe-seconds", type=_seconds, default=1.0,
                     help="wall time of the timed probe, 0.01-600 (default %(default)s)")
@@ -158,14 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
                     help="temperatures, or one range LO:HI:N (1-D energy landscapes)")
     an.add_argument("--trajectory", help="trajectory.nc or a training history.nc: the path to analyse on a 2-D "
                                          "landscape")
-    an.add_argument("--walker", type=_non_negative_int, default=0,
+    an.add_argument("--walker", type=non_negative_int, default=0,
                     help="walker of the trajectory file (position along its walker dimension; default 0)")
     an.add_argument("--low-loss", type=float, metavar="X",
                     help="the advantage is averaged over the columns at x <= X (default: x where the history "
                          "memorised, t_fit; for a trajectory without t_fit, the median x of the path)")
     an.add_argument("--path-csv", help="CSV of the path point by point (step, x, y, S of each replica)")
     an.add_argument("--plot", help="PNG of the landscape with the path and of S along it")
-    an.add_argument("--kinetic-dof", type=_non_negative_int, default=0,
+    an.add_argument("--kinetic-dof", type=non_negative_int, default=0,
                     help="degrees of freedom d: add d/2 to C_V for the total heat capacity (default 0)")
     an.add_argument("-o", "--output", help="CSV file (default: standard output)")
     cp = sub.add_parser("compare", help="rms and max |S_B - S_A| after the best offset over the bins both visited, "
@@ -174,11 +182,16 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("landscape", nargs=2, metavar="FILE", help="two landscape.nc of one system and grid")
     cp.add_argument("-o", "--output", help="PNG of the difference (1-D: both S and their difference; 2-D: a map)")
     b = vs.add_parser("lj-bulk", help="bulk LJ <U>/N from Langevin MD vs the NIST reference values")
-    b.add_argument("--steps", type=_positive_int, default=100000, help="production steps per state point (default %(default)s)")
-    b.add_argument("--equilibrate", type=_positive_int, default=20000, help="equilibration steps (default %(default)s)")
-    b.add_argument("--atoms", type=_positive_int, default=500, help="atoms, 4k^3 for the fcc start (default %(default)s, as NIST)")
-    b.add_argument("--seed", type=_non_negative_int, default=2026, help="run seed (default %(default)s)")
-    b.add_argument("--threads", type=_positive_int, default=2, help="state points run in parallel (default %(default)s)")
+    b.add_argument("--steps", type=positive_int, default=100000, help="production steps per state point (default %(default)s)")
+    b.add_argument("--equilibrate", type=positive_int, default=20000, help="equilibration steps (default %(default)s)")
+    b.add_argument("--atoms", type=positive_int, default=500, help="atoms, 4k^3 for the fcc start (default %(default)s, as NIST)")
+    b.add_argument("--seed", type=non_negative_int, default=2026, help="run seed (default %(default)s)")
+    b.add_argument("--threads", type=positive_int, default=2, help="state points run in parallel (default %(default)s)")
+    if plugins:
+        from .registry import validations
+
+        for kind in validations().values():
+            kind.arguments(vs.add_parser(kind.name, help=kind.help))
     return p
 
 
@@ -224,7 +237,7 @@ def _temperature(text: str):
 
 
 def _replicas(text: str) -> int:
-    v = _positive_int(text)
+    v = positive_int(text)
     if v < 2:
         raise argparse.ArgumentTypeError(f"must be an integer >= 2 (got {text!r})")
     return v
@@ -292,7 +305,45 @@ def _validate_lj(args) -> int:
     from .validation_lj import LJ_CASES, run_lj_cluster
 
     case = LJ_CASES[args.target]
-    if not args.no_reference:
+    given = [f for f, on in (("--no-reference", args.no_reference), ("--reference-file", args.reference_file),
+                             ("--reference-steps", args.reference_steps)) if on]
+    if args.reference_file and len(given) > 1:
+        print(f"physampler: error: --reference-file: cannot be combined with {given[1] if given[0] == '--reference-file' else given[0]}",
+              file=sys.stderr)
+        return 2
+    if args.save_reference and (args.no_reference or args.reference_file):
+        print("physampler: error: --save-reference: needs a fresh OpenMM reference (drop --no-reference and "
+              "--reference-file)", file=sys.stderr)
+        return 2
+    if args.save_reference:
+        from .io import FileError
+
+        try:
+            _output_path(args.save_reference)
+        except FileError as e:
+            print(f"physampler: error: --save-reference: {e}", file=sys.stderr)
+            return 2
+    reference = not args.no_reference
+    if args.reference_file:
+        from .io import FileError
+        from .references import PACKAGED, packaged_reference, read_reference
+        from .validation_lj import reference_mismatch
+
+        if args.reference_file == "packaged" and args.target not in PACKAGED:
+            print(f"physampler: error: --reference-file: no reference ships for {args.target} (packaged: "
+                  f"{', '.join(PACKAGED)})", file=sys.stderr)
+            return 2
+        try:
+            reference = (packaged_reference(args.target) if args.reference_file == "packaged"
+                         else read_reference(args.reference_file))
+        except FileError as e:
+            print(f"physampler: error: {e}", file=sys.stderr)
+            return 2
+        why = reference_mismatch(args.target, reference, args.sphere_centre, args.observables)
+        if why:
+            print(f"physampler: error: {args.reference_file}: {why}", file=sys.stderr)
+            return 2
+    elif not args.no_reference:
         from .references import available
 
         missing = available()
@@ -310,7 +361,7 @@ def _validate_lj(args) -> int:
           f"splitting {args.integrator}, seed {args.seed}"
           + (f", {args.windows} replica-exchange windows" if args.windows > 1 else ""), flush=True)
     r = run_lj_cluster(args.target, steps=args.steps, walkers=args.walkers, replicas=args.replicas, seed=args.seed,
-                       reference=not args.no_reference, reference_steps=args.reference_steps, threads=args.threads,
+                       reference=reference, reference_steps=args.reference_steps, threads=args.threads,
                        splitting=args.integrator, sphere_centre=args.sphere_centre, observables=args.observables,
                        observable_steps=args.observable_steps, windows=args.windows)
     print(f"WLMD wall time {r.wall_time:.1f} s; landscape flatness (min, max H/mean) "
@@ -321,6 +372,11 @@ def _validate_lj(args) -> int:
         _lj_observables_table(r)
     found = ", ".join(f"{s.energy:.6f} (x{s.count})" for s in r.structures[:5])
     print(f"inherent structures (lowest 5 of {len(r.structures)}): {found}")
+    if args.save_reference:
+        from .references import write_reference
+
+        write_reference(args.save_reference, r.reference, command=" ".join(["physampler", *sys.argv[1:]]))
+        print(f"wrote the OpenMM+MBAR reference to {args.save_reference}")
     return _lj_checks(r, args)
 
 
@@ -948,7 +1004,8 @@ def main(argv=None) -> int:
 
 
 def _main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(plugins=argv[:1] == ["validate"]).parse_args(argv)
     command = {"run": _run, "plot": _plot, "train": _train, "check": _check, "info": _info, "analyze": _analyze,
                "compare": _compare}
     if args.command in command:
@@ -956,8 +1013,11 @@ def _main(argv=None) -> int:
     if args.command == "validate":
         from .faults import NumericalFault
 
-        target = {"harmonic": _validate_harmonic, "lj-bulk": _validate_bulk, "metad": _validate_metad}.get(
-            args.target, _validate_lj)
+        from .registry import validations
+        from .validation_cases import LJ_CASES
+
+        target = {"harmonic": _validate_harmonic, "lj-bulk": _validate_bulk, "metad": _validate_metad,
+                  **dict.fromkeys(LJ_CASES, _validate_lj)}.get(args.target) or validations()[args.target].run
         try:
             return target(args)
         except NumericalFault as e:

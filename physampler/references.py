@@ -189,6 +189,9 @@ class MBARCanonical:
     samples: np.ndarray  # uncorrelated samples used per simulated temperature
     #: name → (⟨O⟩(T), its bootstrap error) of each per-frame observable given to mbar_canonical
     observables: dict = field(default_factory=dict)
+    #: how it was made (system, start, OpenMM run settings, seed, versions): stored with it by
+    #: :func:`write_reference`, so that a stored reference says what it is a reference for
+    provenance: dict = field(default_factory=dict)
 
 
 def _mbar_weights(energies, counts, sim_temps, temps) -> np.ndarray:
@@ -273,7 +276,16 @@ def lj_cluster_reference(lj, positions: np.ndarray, sim_temps, temps, *, steps: 
         series.append([r[0] for r in per_t] if observe is not None else per_t)
         if observe is not None:
             observed.append([observe(r[1]) for r in per_t])
-    return mbar_canonical(series, sim_temps, temps, bootstrap=bootstrap, seed=seed, observables=observed or None)
+    ref = mbar_canonical(series, sim_temps, temps, bootstrap=bootstrap, seed=seed, observables=observed or None)
+    import openmm
+    import pymbar
+
+    ref.provenance = {"n": int(lj.n), "radius": float(lj.radius), "simulated_temperatures": list(map(float, sim_temps)),
+                      "steps_per_temperature": int(steps), "runs": int(runs), "report": int(report),
+                      "equilibrate": int(equilibrate), "dt": float(dt), "friction": float(friction), "seed": int(seed),
+                      "bootstrap": int(bootstrap), "integrator": "openmm.LangevinMiddleIntegrator, Reference platform",
+                      "openmm_version": openmm.__version__, "pymbar_version": pymbar.__version__}
+    return ref
 
 
 def mean_with_error(series: np.ndarray) -> tuple[float, float]:
@@ -284,3 +296,56 @@ def mean_with_error(series: np.ndarray) -> tuple[float, float]:
     s = np.asarray(series, dtype=np.float64)
     g = timeseries.statistical_inefficiency(s)
     return float(s.mean()), float(s.std(ddof=1) * math.sqrt(g / s.size))
+
+
+# ------------------------------------------------------------------ stored references
+#: references shipped inside the package (``physampler/data``), by validation case; each file's
+#: ``command`` attribute is the command that regenerates it
+PACKAGED = {"lj13": "lj13_openmm_mbar.nc"}
+_FIELDS = ("mean_energy", "mean_energy_error", "heat_capacity", "heat_capacity_error")
+
+
+def write_reference(path, ref: MBARCanonical, **provenance) -> None:
+    """Store ``ref`` as NetCDF: ⟨U⟩, C_V and each observable with its error over ``temperature``,
+    ``samples`` over ``simulated_temperature``, and ``ref.provenance`` plus ``provenance`` as
+    global attributes (lists as arrays, the rest as numbers and strings)."""
+    import datetime as dt
+
+    import xarray as xr
+
+    from .io import _clean_attrs, _version, atomic_write
+
+    data = {k: ("temperature", np.asarray(getattr(ref, k), dtype=np.float64)) for k in _FIELDS}
+    for name, (mean, err) in ref.observables.items():
+        data[f"observable_{name}"] = ("temperature", np.asarray(mean, dtype=np.float64))
+        data[f"observable_{name}_error"] = ("temperature", np.asarray(err, dtype=np.float64))
+    data["samples"] = ("simulated_temperature", np.asarray(ref.samples, dtype=np.int64))
+    attrs = {"title": "canonical <U>(T), C_V,conf(T) from OpenMM Langevin runs combined with MBAR",
+             "physampler_version": _version(), "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+             **ref.provenance, **provenance}
+    ds = xr.Dataset(data, coords={"temperature": np.asarray(ref.temperature, dtype=np.float64)},
+                    attrs=_clean_attrs(attrs))
+    atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4"))
+
+
+def read_reference(path) -> MBARCanonical:
+    """A reference written by :func:`write_reference`, or :class:`~physampler.io.FileError`."""
+    from .io import FileError, _open_netcdf
+
+    ds = _open_netcdf(path, "stored OpenMM+MBAR reference")
+    missing = [k for k in (*_FIELDS, "samples") if k not in ds]
+    if missing or "temperature" not in ds.coords:
+        raise FileError(path, f"has no variable {(missing or ['temperature'])[0]!r}, so not a reference written by "
+                              "physampler validate --save-reference")
+    names = sorted(k[len("observable_"):] for k in ds if k.startswith("observable_") and not k.endswith("_error"))
+    prov = {k: (v.tolist() if isinstance(v, np.ndarray) else v.item() if isinstance(v, np.generic) else v)
+            for k, v in ds.attrs.items()}
+    return MBARCanonical(ds["temperature"].values, *(ds[k].values for k in _FIELDS), ds["samples"].values,
+                         {n: (ds[f"observable_{n}"].values, ds[f"observable_{n}_error"].values) for n in names}, prov)
+
+
+def packaged_reference(case: str) -> MBARCanonical:
+    """The reference shipped for validation case ``case`` (see :data:`PACKAGED`)."""
+    from importlib.resources import files
+
+    return read_reference(files("physampler").joinpath("data", PACKAGED[case]))

@@ -8,7 +8,7 @@ memory estimate and its plot title — so that :mod:`physampler.config`, :mod:`p
 built-ins (harmonic, double_well, lj_cluster, python) register in
 :mod:`physampler.systems.builtin`; plug-ins register through the entry-point group
 ``physampler.plugins`` (each entry a function that calls :func:`register_system` /
-:func:`register_job_kind`): that is how ``physampler.adapters`` brings the neural-network
+:func:`register_job_kind` / :func:`register_validation`): that is how ``physampler.adapters`` brings the neural-network
 system and ``physampler train`` without the core importing ``torch.nn``.  A user's own code
 needs no registration: ``[system] kind = "python"`` with ``factory = "module:function"``, or
 :class:`physampler.Job` built from objects.
@@ -87,8 +87,21 @@ class JobKind:
     probe: Callable | None = None
 
 
+@dataclass(frozen=True)
+class ValidationKind:
+    """A ``physampler validate NAME`` brought by a plug-in: ``arguments(parser)`` adds its options
+    to its argparse sub-parser, ``run(args)`` runs it and returns the exit code (0 pass, 1 fail,
+    2 bad input)."""
+
+    name: str
+    help: str
+    arguments: Callable
+    run: Callable
+
+
 _SYSTEMS: dict[str, SystemKind] = {}
 _JOBS: dict[str, JobKind] = {}
+_VALIDATIONS: dict[str, ValidationKind] = {}
 _loaded = False
 
 
@@ -114,6 +127,19 @@ def register_job_kind(kind: JobKind, *, replace: bool = False) -> None:
     if kind.name in _JOBS and not replace or kind.name == "run":
         raise ValueError(f"job kind {kind.name!r} is already registered")
     _JOBS[kind.name] = kind
+
+
+def register_validation(kind: ValidationKind, *, replace: bool = False) -> None:
+    """Make ``kind`` a target of ``physampler validate``."""
+    if kind.name in _VALIDATIONS and not replace:
+        raise ValueError(f"validation {kind.name!r} is already registered")
+    _VALIDATIONS[kind.name] = kind
+
+
+def validations() -> dict[str, ValidationKind]:
+    """Every validation registered by a plug-in (the core's own are built into the CLI)."""
+    _load()
+    return dict(_VALIDATIONS)
 
 
 def _load() -> None:

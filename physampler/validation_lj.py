@@ -329,6 +329,27 @@ def reference_steps_for(case: LJCase, sphere_centre: str) -> int:
     return case.reference_steps * (4 if sphere_centre == "com" else 1)
 
 
+def reference_mismatch(name: str, ref, sphere_centre: str = "origin", observables: bool = False, *,
+                       raise_: bool = False) -> str | None:
+    """Why the stored reference ``ref`` (an MBARCanonical) cannot serve validation case ``name``
+    with this sphere centre (and observables), or None when it can."""
+    case = LJ_CASES[name]
+    prov = ref.provenance
+    why = None
+    if prov.get("case", name) != name:
+        why = f"is a reference for {prov['case']}, not {name}"
+    elif prov.get("sphere_centre", "origin") != sphere_centre:
+        why = f"was made with the sphere around the {prov['sphere_centre']}, not the {sphere_centre}"
+    elif np.asarray(ref.temperature).shape != np.shape(case.temperatures) or not np.allclose(
+            ref.temperature, case.temperatures):
+        why = f"holds temperatures {np.round(ref.temperature, 4).tolist()}, not {name}'s {list(case.temperatures)}"
+    elif observables and not {"rg", "q6"} <= set(ref.observables):
+        why = "holds no <rg>, <q6> (made without --observables)"
+    if why and raise_:
+        raise ValueError(f"reference: {why}")
+    return why
+
+
 def run_lj_cluster(name: str, *, steps: int | None = None, walkers: int | None = None, replicas: int | None = None,
                    seed: int = 2026, reference=True, reference_steps: int | None = None,
                    threads: int = 2, splitting: str = "ktd", sphere_centre: str = "origin",
@@ -342,6 +363,8 @@ def run_lj_cluster(name: str, *, steps: int | None = None, walkers: int | None =
     replicas = replicas or case.replicas
     if replicas < 2:
         raise ValueError(f"replicas: must be >= 2 for an error bar (got {replicas})")
+    if not isinstance(reference, bool) and reference is not None:
+        reference_mismatch(name, reference, sphere_centre, observables, raise_=True)
     t0 = time.perf_counter()
     torch.set_num_threads(1)
     with ThreadPoolExecutor(max_workers=threads) as ex:
@@ -371,6 +394,8 @@ def run_lj_cluster(name: str, *, steps: int | None = None, walkers: int | None =
         ref = lj_cluster_reference(lj, x0.numpy(), case.reference_temperatures, temps,
                                    steps=reference_steps or reference_steps_for(case, sphere_centre), seed=seed,
                                    observe=frame_observables if observables else None)
+        ref.provenance.update(case=name, sphere_centre=sphere_centre,
+                              start="icosahedron13" if case.n == 13 else "lowest FIRE minimum of the WLMD run")
     obs = None
     if observables:
         obs = run_observables(case, merged.shifted(), temps, steps=observable_steps or steps // 3, walkers=walkers,

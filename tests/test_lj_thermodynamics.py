@@ -38,15 +38,11 @@ def test_bulk_energy_matches_openmm(temperature, density):
 @pytest.mark.slow
 def test_lj13_heat_capacity_matches_openmm_mbar():
     """Shortened `physampler validate lj13`: 4 replicas × 16 walkers × 7.5e5 WLMD steps (half the
-    default) against OpenMM Langevin runs of 2e5 steps at 11 temperatures + MBAR (half the default)."""
-    from physampler.systems.lennard_jones import LJCluster, icosahedron13
-    from physampler.validation_cases import LJ_CASES
-    from physampler.validation_lj import frame_observables
-
-    case = LJ_CASES["lj13"]
-    # The reference run_lj_cluster would make (same start, steps and seed), with R_g and Q6 per frame.
-    ref = references.lj_cluster_reference(LJCluster(13, case.radius), icosahedron13(), case.reference_temperatures,
-                                          np.array(case.temperatures), steps=200_000, seed=7, observe=frame_observables)
+    default) against the packaged OpenMM+MBAR reference: Langevin runs of 2e5 steps at 11
+    temperatures (half the default) with R_g and Q6 per frame, made by the command in its
+    ``command`` attribute (the same start, steps and seed run_lj_cluster would use; regenerating
+    it costs ≈ 5 CPU-minutes, which is why it ships; test_packaged_lj13_reference checks it)."""
+    ref = references.packaged_reference("lj13")
     r = run_lj_cluster("lj13", steps=750_000, walkers=16, replicas=4, seed=7, reference=ref)
     assert r.checks["global minimum"], r.minimum_found  # −44.326801 to 1e-5
     assert r.checks["C_V vs OpenMM+MBAR"], r.deviations
@@ -97,3 +93,58 @@ def test_lj13_heat_capacity_matches_openmm_mbar():
     for name in ("rg", "q6"):
         assert worst_obs_z(name, temps=r.temperatures * 1.05) > 3, name
         assert worst_obs_z(name, obs=off) > 3, name
+
+
+def test_packaged_lj13_reference_is_what_it_says():
+    """The shipped reference: made for this case by the documented command, and reproduced by a
+    fresh OpenMM run.  One Langevin run of 4e4 steps at T = 0.42 (one of the simulated
+    temperatures, in the liquid, where U decorrelates fast) gives ⟨U⟩ within 3 combined standard
+    errors of the stored MBAR ⟨U⟩(0.42) (se of the fresh run from its statistical inefficiency);
+    the control, the same run against the stored ⟨U⟩(0.36), must be far outside."""
+    from physampler.systems.lennard_jones import LJCluster, icosahedron13
+    from physampler.validation_cases import LJ_CASES
+    from physampler.validation_lj import reference_mismatch
+
+    case = LJ_CASES["lj13"]
+    ref = references.packaged_reference("lj13")
+    assert reference_mismatch("lj13", ref, "origin", observables=True) is None
+    prov = ref.provenance
+    assert prov["case"] == "lj13" and prov["seed"] == 7 and prov["steps_per_temperature"] == 200_000
+    assert "--save-reference" in prov["command"] and "--reference-steps 200000" in prov["command"]
+    assert np.allclose(prov["simulated_temperatures"], case.reference_temperatures)
+    assert reference_mismatch("lj13", ref, "com") is not None  # another sphere centre: refused
+
+    series = references.openmm_langevin(LJCluster(13, case.radius), icosahedron13(), 0.42, steps=40_000, report=20,
+                                         equilibrate=5000, seed=99)
+    mean, se = references.mean_with_error(series)
+    k = int(np.argmin(np.abs(ref.temperature - 0.42)))
+    assert abs(ref.temperature[k] - 0.42) < 1e-9
+    assert abs(mean - ref.mean_energy[k]) <= 3 * np.hypot(se, ref.mean_energy_error[k]), (mean, se, ref.mean_energy[k])
+    k2 = int(np.argmin(np.abs(ref.temperature - 0.36)))
+    assert abs(mean - ref.mean_energy[k2]) > 3 * np.hypot(se, ref.mean_energy_error[k2])
+
+
+def test_stored_reference_round_trip_and_refusals(tmp_path, capsys):
+    """write_reference → read_reference keeps every array and the provenance; the CLI refuses a
+    reference made for other temperatures, and a file that is not one, with one line and exit 2."""
+    from physampler import cli
+    from physampler.validation_cases import LJ_CASES
+
+    t = np.array(LJ_CASES["lj13"].temperatures)
+    ref = references.MBARCanonical(t, -30 + t, 0.1 + 0 * t, 10 + t, 0.5 + 0 * t, np.arange(11),
+                                   {"rg": (1 + t, 0.01 + 0 * t)}, {"case": "lj13", "seed": 3})
+    f = tmp_path / "ref.nc"
+    references.write_reference(f, ref, command="physampler validate lj13 --save-reference ref.nc")
+    back = references.read_reference(f)
+    for name in ("temperature", "mean_energy", "mean_energy_error", "heat_capacity", "heat_capacity_error", "samples"):
+        assert np.array_equal(getattr(back, name), getattr(ref, name)), name
+    assert np.array_equal(back.observables["rg"][0], 1 + t) and back.provenance["seed"] == 3
+    assert back.provenance["command"].endswith("ref.nc")
+
+    other = references.MBARCanonical(t[:5], *(np.zeros(5),) * 4, np.arange(11))
+    references.write_reference(tmp_path / "other.nc", other)
+    (tmp_path / "junk.nc").write_text("not netcdf")
+    for path, words in ((tmp_path / "other.nc", "holds temperatures"), (tmp_path / "junk.nc", "cannot be read")):
+        assert cli.main(["validate", "lj13", "--reference-file", str(path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and words in err, err
