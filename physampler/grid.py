@@ -192,6 +192,51 @@ class Grid:
             out.append((wts * d).sum(dim=1))
         return torch.stack(out, dim=1)
 
+    def potential(self, values: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
+        """Φ(ξ), the function of which :meth:`interpolate_gradient` is the gradient: per axis the
+        piecewise-quadratic spline whose derivative is the linear interpolation of the centred
+        (edge: second-order one-sided) differences, as a tensor product over the axes. [W]
+
+        In a cell between centres c and c+1 (u ∈ [0, 1] from c) it weighs
+        (v[c−1], v[c], v[c+1], v[c+2]) by ((1−u)²/4, ½ − u²/4, ¼ + u/2 − u²/4, u²/4) — so that
+        Φ = (v[c−1] + 2v[c] + v[c+1])/4 at a centre, a [1, 2, 1]/4 smoothing of v — and in the
+        first cell (v[0], v[1], v[2]) by (5/4 − 3u/2 + u²/2, −½ + 2u − u², ¼ − u/2 + u²/2) (the
+        last cell mirrored); beyond the outermost centres it continues linearly with the edge
+        slope, which the gradient holds there.  On one axis its derivative
+        is :meth:`interpolate_gradient` exactly; on several axes the interpolated gradient is
+        that of Φ up to a small curl (measured 1.4 % rms on a converged 2-D network landscape,
+        docs/science.md §1).  Walkers driven by −∇Φ sample e^{−Φ}: a converged landscape is
+        ln g = Φ + const, and :meth:`bin_log_volume` integrates it over the bins."""
+        u = self.fractional(xi)
+        starts, weights = zip(*(_spline_weights(u[:, k], self.shape[k]) for k in range(self.ndim)))
+        v = values.reshape(self.shape)
+        out = torch.zeros(xi.shape[0], dtype=values.dtype, device=values.device)
+        for combo in itertools.product(range(4), repeat=self.ndim):
+            w = weights[0][:, combo[0]]
+            for k in range(1, self.ndim):
+                w = w * weights[k][:, combo[k]]
+            at = tuple((starts[k] + combo[k]).clamp(0, self.shape[k] - 1) for k in range(self.ndim))
+            out = out + w * v[at]
+        return out
+
+    def bin_log_volume(self, values: torch.Tensor, points: int = 8) -> torch.Tensor:
+        """ln of the mean of e^Φ over each bin (Φ = :meth:`potential` of ``values``), by the
+        midpoint rule on ``points`` per axis: what a count of configurations per bin measures,
+        up to a constant, when ``values`` is a converged S.  It differs from S at the centres
+        where ln g is curved on the scale of a bin (measured up to 0.3 on a 12 × 10 network
+        landscape, docs/science.md §13). Shape: the grid's."""
+        points = _checks.positive_int("points", points)
+        frac = (torch.arange(points, dtype=torch.float64, device=self.device) + 0.5) / points
+        axes = [(torch.arange(n, dtype=torch.float64, device=self.device)[:, None] + frac[None]).reshape(-1)
+                for n in self.shape]  # fractional positions from each bin's lower edge
+        mesh = torch.stack([m.reshape(-1) for m in torch.meshgrid(*axes, indexing="ij")], dim=1)
+        xi = self._lower + mesh * self._width
+        phi = self.potential(values, xi).reshape(*[n * points for n in self.shape])
+        shape = [d for n in self.shape for d in (n, points)]
+        phi = phi.reshape(shape)
+        dims = tuple(range(1, 2 * self.ndim, 2))
+        return torch.logsumexp(phi, dim=dims) - self.ndim * math.log(points)
+
     # ------------------------------------------------------------------ kernel
     def gaussian_kernel(self, xi: torch.Tensor, sigma: torch.Tensor, cutoff: float, edge: str):
         """Separable Gaussian on bin centres around ξ, truncated at ``cutoff``·σ.
@@ -228,3 +273,26 @@ class Grid:
                 flat = (flat[:, :, None] + jk[:, None, :]).reshape(flat.shape[0], -1)
                 weight = (weight[:, :, None] * w[:, None, :]).reshape(weight.shape[0], -1)
         return flat, weight
+
+
+def _spline_weights(u: torch.Tensor, n: int):
+    """Start index and weights [W, 4] of :meth:`Grid.potential` on one axis of ``n`` centres
+    at fractional centre indices ``u`` [W] (held beyond the outermost centres)."""
+    c = torch.clamp(torch.floor(u).to(torch.int64), min=0, max=n - 2)
+    t = u - c  # < 0 below the first centre, > 1 above the last
+    zero = torch.zeros_like(t)
+    inner = torch.stack([(1 - t) ** 2 / 4, 0.5 - t**2 / 4, 0.25 + t / 2 - t**2 / 4, t**2 / 4], dim=1)
+
+    def edge(t):  # the first cell; beyond its centre (t < 0) continued with the held slope
+        q = torch.where(t < 0, 0.0, t**2)
+        return torch.stack([1.25 - 1.5 * t + q / 2, -0.5 + 2 * t - q, 0.25 - t / 2 + q / 2, zero], dim=1)
+
+    first = edge(t)
+    last = torch.flip(edge(1 - t), dims=(1,))  # the last cell is the first one mirrored
+    is_first, is_last = c == 0, c == n - 2
+    start = torch.where(is_first, 0, torch.where(is_last, n - 4, c - 1))
+    if n == 3:  # both cells are edge cells; the last one's window starts at 0 as well
+        last = torch.roll(last, -1, dims=1)
+        start = torch.where(is_last, 0, start)
+    w = torch.where(is_first[:, None], first, torch.where(is_last[:, None], last, inner))
+    return start, w
