@@ -17,6 +17,13 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(config, items):
+    """The long tests (marked ``slow``) first: under ``--dist loadgroup`` the workers take the
+    work in collection order, and the longest ones collected last (the training and example
+    tests) left one worker running alone for minutes at the end (benchmarks/RESULTS.md)."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_torch():
     torch.manual_seed(0)

@@ -78,6 +78,7 @@ def max_dev(a, b, mask):
     return float(np.abs(d - d.mean()).max())
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("nn_landscape")
 def test_two_seeds_agree_and_match_the_uniform_count():
     h = cached("count", 3.0)
@@ -95,6 +96,7 @@ def test_two_seeds_agree_and_match_the_uniform_count():
     assert rms_dev(s1, np.log(np.maximum(h25, 1)), ok25) > 0.5
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("nn_landscape")
 def test_float32_parameters_leave_the_landscape_unchanged_within_its_statistics():
     """The same run with float32 parameters and data (the landscape stays float64), which the

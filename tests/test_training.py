@@ -155,6 +155,7 @@ def adamw_runs():
     return _passages(ADAMW)
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("adamw_runs")  # one worker computes the module fixture once (--dist loadgroup)
 def test_adamw_groks_on_the_cpu_task_and_a_fixed_norm_removes_the_delay(adamw_runs):
     """[P1] §4 on the CPU scale (x+y mod 23, 70 % train, d_model 32; examples/train).
@@ -196,6 +197,7 @@ def test_training_examples_run_and_gpu_scale_ones_build(tmp_path):
         assert (2.1e5 < n < 2.3e5) if cfg["system"]["d_model"] == 128 else n < 2.1e5
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("adamw_runs")
 def test_wand_generalises_as_fast_as_adamw_with_a_shorter_delay(adamw_runs):
     """[P1] §5 on the CPU scale (x+y mod 23, 70 % train, d_model 32): WanD without weight

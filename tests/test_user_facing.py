@@ -230,6 +230,7 @@ def test_the_training_figure_draws_step_0_and_the_summary_says_not_reached(tmp_p
         assert x[0] == 0 and ax.get_xlim()[0] <= 0  # the initial state is on the axis (a log axis drops it)
 
 
+@pytest.mark.slow
 def test_the_double_well_example_reproduces_the_exact_entropy_and_says_it_converged(tmp_path, capsys):
     """examples/double_well.toml as shipped: S(U) against the exact bin-averaged ln g, offset
     fitted, every bin except the two within 2σ of the barrier top U = h (the kernel cannot

@@ -157,6 +157,7 @@ def test_join_recovers_one_function_from_windows_with_their_own_constants():
     assert rec3["join_columns"][1:] == [-1] and np.isnan(out3[-1]) and owner3[-1] == -1
 
 
+@pytest.mark.slow
 def test_rewl_10d_harmonic_well_passes_the_single_window_validation():
     """`physampler validate harmonic --windows 4 --steps 240000` (256 walkers, seed 2026): the joined
     S of 4 windows meets the single-window criteria (max |ΔS| ≤ 0.1 over the interior bins, H
