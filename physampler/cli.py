@@ -305,11 +305,9 @@ def _validate_lj(args) -> int:
     from .validation_lj import LJ_CASES, run_lj_cluster
 
     case = LJ_CASES[args.target]
-    given = [f for f, on in (("--no-reference", args.no_reference), ("--reference-file", args.reference_file),
-                             ("--reference-steps", args.reference_steps)) if on]
-    if args.reference_file and len(given) > 1:
-        print(f"physampler: error: --reference-file: cannot be combined with {given[1] if given[0] == '--reference-file' else given[0]}",
-              file=sys.stderr)
+    clash = [f for f, on in (("--no-reference", args.no_reference), ("--reference-steps", args.reference_steps)) if on]
+    if args.reference_file and clash:
+        print(f"physampler: error: --reference-file: cannot be combined with {clash[0]}", file=sys.stderr)
         return 2
     if args.save_reference and (args.no_reference or args.reference_file):
         print("physampler: error: --save-reference: needs a fresh OpenMM reference (drop --no-reference and "
@@ -375,7 +373,7 @@ def _validate_lj(args) -> int:
     if args.save_reference:
         from .references import write_reference
 
-        write_reference(args.save_reference, r.reference, command=" ".join(["physampler", *sys.argv[1:]]))
+        write_reference(args.save_reference, r.reference, command=" ".join(["physampler", *args.argv]))
         print(f"wrote the OpenMM+MBAR reference to {args.save_reference}")
     return _lj_checks(r, args)
 
@@ -1006,6 +1004,7 @@ def main(argv=None) -> int:
 def _main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(plugins=argv[:1] == ["validate"]).parse_args(argv)
+    args.argv = argv  # the command as given, for the provenance of what it writes
     command = {"run": _run, "plot": _plot, "train": _train, "check": _check, "info": _info, "analyze": _analyze,
                "compare": _compare}
     if args.command in command:
