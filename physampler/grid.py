@@ -277,7 +277,7 @@ class Grid:
 
 def _spline_weights(u: torch.Tensor, n: int):
     """Start index and weights [W, 4] of :meth:`Grid.potential` on one axis of ``n`` centres
-    at fractional centre indices ``u`` [W] (held beyond the outermost centres)."""
+    at fractional centre indices ``u`` [W] (continued linearly beyond the outermost centres)."""
     c = torch.clamp(torch.floor(u).to(torch.int64), min=0, max=n - 2)
     t = u - c  # < 0 below the first centre, > 1 above the last
     zero = torch.zeros_like(t)

@@ -230,14 +230,19 @@ def _clean_attrs(attrs: dict) -> dict:
     return out
 
 
-def write_landscape(path: str | Path, landscape: Landscape, *, attrs: dict | None = None,
-                    entropy: torch.Tensor | None = None) -> None:
-    ds = landscape_dataset(landscape, attrs=attrs, entropy=entropy)
+def write_netcdf(path: str | Path, ds) -> None:
+    """Atomically write the xarray Dataset ``ds`` as NetCDF-4, its global attributes made storable
+    (booleans as 0/1, sequences as float arrays)."""
     ds.attrs = _clean_attrs(ds.attrs)
     atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4"))
 
 
-def _open_netcdf(path, what: str):
+def write_landscape(path: str | Path, landscape: Landscape, *, attrs: dict | None = None,
+                    entropy: torch.Tensor | None = None) -> None:
+    write_netcdf(path, landscape_dataset(landscape, attrs=attrs, entropy=entropy))
+
+
+def open_netcdf(path, what: str):
     """The loaded Dataset of a NetCDF file, or :class:`FileError`."""
     import xarray as xr
 
@@ -267,7 +272,7 @@ def _float_attr(path, attrs: dict, name: str, *, size: int | None = None) -> lis
 def read_landscape(path: str | Path, *, device=None) -> tuple[Landscape, dict]:
     """A :class:`Landscape` (with the sampler's S and H, exactly) and the file's global
     attributes; :class:`FileError` for anything that is not a usable physampler landscape."""
-    ds = _open_netcdf(path, "physampler landscape.nc")
+    ds = open_netcdf(path, "physampler landscape.nc")
     for v in ("sampling_entropy", "histogram"):
         if v not in ds.data_vars:
             raise FileError(path, f"has no variable {v!r}, so not a physampler landscape.nc")
@@ -315,7 +320,7 @@ def read_landscape(path: str | Path, *, device=None) -> tuple[Landscape, dict]:
 
 def read_entropy(path: str | Path) -> np.ndarray:
     """The ``entropy`` variable of a physampler landscape.nc (ln g estimate, NaN at unvisited bins)."""
-    ds = _open_netcdf(path, "physampler landscape.nc")
+    ds = open_netcdf(path, "physampler landscape.nc")
     if "entropy" not in ds.data_vars:
         raise FileError(path, "has no variable 'entropy', so not a physampler landscape.nc")
     return np.asarray(ds["entropy"].values, dtype=np.float64)
@@ -362,7 +367,7 @@ def read_trajectory(path: str | Path, names=None):
     :class:`FileError` when it cannot be read or lacks the ``step`` coordinate or one of the
     variables ``names``.  Files of physampler 0.1 before the CF fix (dimension ``time`` with a
     ``step`` variable along it) are read the same way."""
-    ds = _open_netcdf(path, "physampler trajectory")
+    ds = open_netcdf(path, "physampler trajectory")
     missing = [n for n in ["step", *(names or [])] if n not in ds.variables]
     if missing:
         raise FileError(path, f"has no variable {missing[0]!r} (a physampler trajectory.nc or history.nc has "

@@ -313,7 +313,8 @@ def write_reference(path, ref: MBARCanonical, **provenance) -> None:
 
     import xarray as xr
 
-    from .io import _clean_attrs, _version, atomic_write
+    from . import __version__
+    from .io import write_netcdf
 
     data = {k: ("temperature", np.asarray(getattr(ref, k), dtype=np.float64)) for k in _FIELDS}
     for name, (mean, err) in ref.observables.items():
@@ -321,18 +322,17 @@ def write_reference(path, ref: MBARCanonical, **provenance) -> None:
         data[f"observable_{name}_error"] = ("temperature", np.asarray(err, dtype=np.float64))
     data["samples"] = ("simulated_temperature", np.asarray(ref.samples, dtype=np.int64))
     attrs = {"title": "canonical <U>(T), C_V,conf(T) from OpenMM Langevin runs combined with MBAR",
-             "physampler_version": _version(), "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+             "physampler_version": __version__, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
              **ref.provenance, **provenance}
-    ds = xr.Dataset(data, coords={"temperature": np.asarray(ref.temperature, dtype=np.float64)},
-                    attrs=_clean_attrs(attrs))
-    atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4"))
+    write_netcdf(path, xr.Dataset(data, coords={"temperature": np.asarray(ref.temperature, dtype=np.float64)},
+                                  attrs=attrs))
 
 
 def read_reference(path) -> MBARCanonical:
     """A reference written by :func:`write_reference`, or :class:`~physampler.io.FileError`."""
-    from .io import FileError, _open_netcdf
+    from .io import FileError, open_netcdf
 
-    ds = _open_netcdf(path, "stored OpenMM+MBAR reference")
+    ds = open_netcdf(path, "stored OpenMM+MBAR reference")
     missing = [k for k in (*_FIELDS, "samples") if k not in ds]
     if missing or "temperature" not in ds.coords:
         raise FileError(path, f"has no variable {(missing or ['temperature'])[0]!r}, so not a reference written by "
