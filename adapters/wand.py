@@ -54,7 +54,7 @@ from ..rng import WalkerRNG
 from ..schedules import InverseTime, Schedule
 from ..system import System
 
-__all__ = ["WanD", "wand", "wand_landscape"]
+__all__ = ["WanD", "wand", "wand_landscape", "thermal_displacement_variance"]
 
 
 class _Parameters(System):
@@ -436,6 +436,21 @@ class WanD(Optimizer):
         self._rng = WalkerRNG(self.seed, 1, device=self.landscape.device)
         self._rng.load_state_dict(ws["rng"])
         self._cv = ws["cv"].to(params[0].device) if "cv" in ws else None
+
+
+def thermal_displacement_variance(steps: int, lr: float, kT: float, friction: float) -> float:
+    """Variance of one free parameter's displacement after ``steps`` WanD steps from a thermal start
+    (docs/science.md §9, "The thermal drift of the norm"):
+
+        Var = dt²·T·[t + 2·Σ_{k=1}^{t−1} (t − k)·(1 − λ)^k]  →  dt²·T·t·(2 − λ)/λ   (t ≫ 1/λ)
+
+    from the velocity autocorrelation ⟨v_n v_{n+k}⟩ = T·(1 − λ)^k of the ``ktd`` thermostat; t =
+    ``steps``, dt = ``lr``, T = ``kT``, λ = ``friction``.  P free parameters drift by √(P·Var): the
+    norm growth of a walker that nothing confines."""
+    t = _checks.non_negative_int("steps", steps)
+    r = 1.0 - _checks.in_interval("friction", friction, 0.0, 1.0)
+    k = torch.arange(1, max(t, 1), dtype=torch.float64)
+    return float(lr * lr * kT * (t + 2.0 * torch.sum((t - k) * r**k)))
 
 
 def flat_parameters(params: list[torch.Tensor]) -> torch.Tensor:

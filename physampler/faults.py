@@ -1,6 +1,8 @@
 """Numerical faults, reported with the step and the walker, never absorbed."""
 from __future__ import annotations
 
+import functools
+
 import torch
 
 
@@ -11,6 +13,12 @@ class NumericalFault(FloatingPointError):
         super().__init__(message)
         self.step = step
         self.walker = walker
+
+    def __reduce__(self):
+        # Exceptions pickle as cls(*args); step and walker are keyword-only, so a fault raised in a
+        # worker process (ProcessPoolExecutor, multiprocessing) would otherwise break the pool
+        # instead of reaching the parent.
+        return functools.partial(type(self), step=self.step, walker=self.walker), (str(self),)
 
 
 class OutOfGridError(NumericalFault):

@@ -141,6 +141,30 @@ def test_wlmd_reports_nan_with_step_and_walker():
     assert (e.value.step, e.value.walker) == (2, 2)
 
 
+def test_a_fault_raised_in_a_worker_process_reaches_the_parent():
+    """A fault pickles with its step and walker, so a sweep over a process pool reports it
+    (before: a BrokenProcessPool, since step and walker are keyword-only).  Control: the
+    plain exception protocol, cls(*args), cannot rebuild it."""
+    import pickle
+    from concurrent.futures import ProcessPoolExecutor
+
+    from physampler.faults import OutOfGridError
+
+    for cls in (NumericalFault, OutOfGridError):
+        back = pickle.loads(pickle.dumps(cls("step 5, walker 3: boom", step=5, walker=3)))
+        assert type(back) is cls and (str(back), back.step, back.walker) == ("step 5, walker 3: boom", 5, 3)
+    with pytest.raises(TypeError):
+        NumericalFault(*NumericalFault("x", step=1, walker=0).args)
+    with ProcessPoolExecutor(1) as pool:
+        with pytest.raises(NumericalFault, match="walker 7") as e:
+            pool.submit(_raise_fault).result()
+    assert (e.value.step, e.value.walker) == (9, 7)
+
+
+def _raise_fault():
+    raise NumericalFault("step 9, walker 7: non-finite CV", step=9, walker=7)
+
+
 def test_wlmd_raise_policy_reports_leaving_walker():
     sysm = HarmonicWell([1.0])
     land = ps.Landscape([ps.Axis("energy", 0.0, 0.5, bins=10)])

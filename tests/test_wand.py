@@ -10,7 +10,7 @@ import torch
 from physampler import WLMD, Constant, InverseTime, QuadraticWall, ReflectiveBox, WalkerRNG
 from physampler.adapters import WanD
 from physampler.adapters.torch_module import ModuleCVSet, ModuleSystem, cross_entropy
-from physampler.adapters.wand import wand_landscape
+from physampler.adapters.wand import thermal_displacement_variance, wand_landscape
 from physampler.models.tasks import ModularTask
 from physampler.models.transformer import OneLayerTransformer
 
@@ -305,3 +305,50 @@ def test_per_parameter_state_lives_in_self_state_and_any_splitting_is_the_core_s
         WanD(net.parameters(), splitting="verlet", **KW)
     with pytest.raises(ValueError, match="splitting: must be one of"):
         WanD(net.parameters(), splitting="abo", **KW)
+
+
+def test_a_free_walker_diffuses_as_the_thermal_prediction_says():
+    """The norm growth of WanD without a box is measured against this prediction
+    (docs/results.md, WanD).  A loss that does not depend on θ leaves only the thermostat:
+    P = 40 000 free coordinates, 100 steps, dt 1e-3, λ 0.03, kT 0.7.  |Δθ|²/(P·Var) is χ²_P/P,
+    sd √(2/P) = 0.007; asked within 4 sd.  Control that must fail: the long-time form
+    dt² kT t (2 − λ)/λ, which at t = 3/λ overstates the variance by 45 %."""
+    P, t, dt, lam, kT = 40_000, 100, 1e-3, 0.03, 0.7
+    theta = torch.nn.Parameter(torch.zeros(P, dtype=torch.float64))
+    opt = WanD([theta], lr=dt, friction=lam, kT=kT, seed=5)
+
+    def closure():
+        return 1.0 + 0.0 * theta.sum()  # L = 1 everywhere: ∂ ln L/∂θ = 0, no force
+
+    for _ in range(t):
+        opt.step(closure)
+    ratio = float((theta.detach() ** 2).sum()) / (P * thermal_displacement_variance(t, dt, kT, lam))
+    assert abs(ratio - 1.0) <= 4 * math.sqrt(2.0 / P), ratio
+    long_time = dt * dt * kT * t * (2 - lam) / lam
+    assert abs(float((theta.detach() ** 2).sum()) / (P * long_time) - 1.0) > 0.2
+
+
+def test_a_lower_temperature_is_a_shorter_time_step():
+    """q̈ = −kT·∂S/∂ξ·∇ξ with noise of variance λ(2 − λ)·kT: with v = √kT·u the ``ktd`` step at
+    (dt, kT) is the step at (dt·√kT, 1) for u, so the positions agree draw for draw and the
+    velocities by the factor √kT (docs/science.md §9).  A kT below 1 is not a new setting of
+    WanD; it is a shorter time step.  Float64, 60 steps with deposits and the wall; agreement
+    to 1e-9 (round-off, amplified by a chaotic trajectory).  Control: the same kT at the
+    unscaled dt moves elsewhere."""
+    kT = 0.09
+
+    def run(lr, kT):
+        net, ((xtr, ytr), _) = model_and_data()
+        opt = WanD(net.parameters(), lr=lr, friction=0.05, kT=kT, schedule=InverseTime(F=2.0, t_wl=20), lower=-3.0,
+                   upper=3.0, bins=120, sigma=1.0, wall_at=0.5, wall_strength=50.0, seed=13)
+        for _ in range(60):
+            opt.step(closure_for(net, xtr, ytr))
+        return torch.cat([p.detach().reshape(-1) for p in net.parameters()]), opt.velocities, opt.landscape.S.clone()
+
+    q1, v1, s1 = run(0.02 * math.sqrt(kT), 1.0)
+    q2, v2, s2 = run(0.02, kT)
+    assert float(s1.sum()) > 0 and torch.allclose(s1, s2, rtol=0, atol=1e-9)
+    assert torch.allclose(q1, q2, rtol=0, atol=1e-9), float((q1 - q2).abs().max())
+    assert torch.allclose(v1 * math.sqrt(kT), v2, rtol=0, atol=1e-9)
+    q3, _, _ = run(0.02, 1.0)
+    assert float((q3 - q2).abs().max()) > 1e-3
