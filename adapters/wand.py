@@ -103,8 +103,10 @@ class _LogLoss(CV):
         if value == 0.0 or not math.isfinite(value):
             # ln L = −inf or NaN: the loss underflowed (float32 cross-entropy of a perfectly
             # fitted batch) or the parameters blew up; a numerical fault, not a usage error.
-            raise NumericalFault(f"step {self.step}, walker 0: loss {value!r}, so ln L is not finite; use float64 "
-                                 "or keep the walker away from it (a higher lower edge of the ln L grid)",
+            hint = ("keep the walker away from it (a higher lower edge of the ln L grid, or a box: an unconfined "
+                    "network's logits can grow until the loss is exactly 0)") if loss.dtype == torch.float64 else \
+                "use float64 or keep the walker away from it (a higher lower edge of the ln L grid)"
+            raise NumericalFault(f"step {self.step}, walker 0: loss {value!r}, so ln L is not finite; {hint}",
                                  step=self.step, walker=0)
         if value < 0:
             raise ValueError(f"closure: WanD samples ln L, so the loss must be > 0 (got {value:.6g})")

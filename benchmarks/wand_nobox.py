@@ -196,7 +196,8 @@ def search(a) -> None:
         rg, rd = s["t_gen"] / ref["t_gen"], s["delay"] / ref["delay"]
         ok = rg <= 1.5 and rd <= 0.25 and n != "adamw"
         never = f"{s['never']}/{s['n']}" + (f" ({s['faults']} blew up)" if s["faults"] else "")
-        print(f"| {n}: {SETTINGS[n][0]} | {_fmt(s['t_gen'])} | {_fmt(s['delay'])} | {never} | "
+        label = f"AdamW lr {a.adamw_lr:g}, wd 1" if n == "adamw" and a.adamw_lr is not None else SETTINGS[n][0]
+        print(f"| {n}: {label} | {_fmt(s['t_gen'])} | {_fmt(s['delay'])} | {never} | "
               f"{s['fit']}/{s['n']} | {rg:.2f} | {rd:.2f} | {s['best_test']:.2f} | "
               f"{s['norm_end']:.1f} ({s['norm_end_max']:.1f}) | {'yes' if ok else 'no'} |", flush=True)
     print(f"# {sum(r['seconds'] for r in runs):.0f} run-seconds")
@@ -362,14 +363,20 @@ def digits_run(args: tuple[str, int, int]) -> dict:
         opt = WanD(params, seed=seed, box=3.0 if name == "wand_box" else None, **kw)
         if name == "wand_box":
             opt.project_()
-    t90, best = None, 0.0
+    from physampler.faults import NumericalFault
+
+    t90, best, fault = None, 0.0, None
     for t in range(1, steps + 1):
         if name == "adamw":
             opt.zero_grad(set_to_none=True)
             closure().backward()
             opt.step()
         else:
-            opt.step(closure)
+            try:
+                opt.step(closure)
+            except NumericalFault as e:  # e.g. the loss underflowed to 0 at a runaway norm: the run ends here
+                fault = e.step
+                break
         if t % 10 == 0:
             with torch.no_grad():
                 acc = float((net(xte).argmax(1) == yte).double().mean())
@@ -379,7 +386,7 @@ def digits_run(args: tuple[str, int, int]) -> dict:
     with torch.no_grad():
         final = float((net(xte).argmax(1) == yte).double().mean())
         norm = float(torch.linalg.vector_norm(torch.cat([p.reshape(-1) for p in params])))
-    return dict(setting=name, seed=seed, t90=t90, best=best, final=final, norm=norm, P=P)
+    return dict(setting=name, seed=seed, t90=t90, best=best, final=final, norm=norm, P=P, fault_step=fault)
 
 
 def digits(a) -> None:
@@ -402,7 +409,9 @@ def digits(a) -> None:
     for n, d in DIGITS_SETTINGS.items():
         rs = [r for r in runs if r["setting"] == n]
         t90 = statistics.median(math.inf if r["t90"] is None else r["t90"] for r in rs)
-        print(f"| {d} | {_fmt(t90)} | {sum(r['t90'] is None for r in rs)}/{len(rs)} | "
+        faults = sum(r["fault_step"] is not None for r in rs)
+        print(f"| {d} | {_fmt(t90)} | {sum(r['t90'] is None for r in rs)}/{len(rs)}"
+              + (f" ({faults} stopped by a fault)" if faults else "") + " | "
               f"{statistics.median(r['best'] for r in rs):.3f} | {statistics.median(r['final'] for r in rs):.3f} | "
               f"{statistics.median(r['norm'] for r in rs):.1f} |", flush=True)
 

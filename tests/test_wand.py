@@ -190,8 +190,14 @@ def test_a_loss_that_underflows_to_zero_is_a_numerical_fault():
         return (theta**2).sum() * (0.0 if len(calls) > 2 else 1.0)
 
     opt.step(closure)
-    with pytest.raises(NumericalFault, match=r"step 2, walker 0: loss 0\.0, so ln L is not finite"):
+    with pytest.raises(NumericalFault, match=r"step 2, walker 0: loss 0\.0, so ln L is not finite") as e:
         opt.step(closure)
+    assert "use float64" not in str(e.value) and "a box" in str(e.value)  # the loss was float64 already
+    theta32 = torch.nn.Parameter(torch.ones(3, dtype=torch.float32))
+    opt, calls[:] = WanD([theta32], seed=0), []
+    opt.step(lambda: (calls.append(1), (theta32**2).sum() * (0.0 if len(calls) > 2 else 1.0))[1])
+    with pytest.raises(NumericalFault, match="use float64"):
+        opt.step(lambda: (calls.append(1), (theta32**2).sum() * (0.0 if len(calls) > 2 else 1.0))[1])
 
 
 # ------------------------------------------- one set of defaults (issue 14, item 5)
