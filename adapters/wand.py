@@ -297,7 +297,8 @@ class WanD(Optimizer):
     def _params(self) -> list[torch.Tensor]:
         return [p for g in self.param_groups for p in g["params"]]
 
-    def _biases(self):
+    def biases(self) -> list:
+        """The fixed S_bias terms on the ln L axis that every step adds to S (the wall above ``wall_at``)."""
         return [] if self.wall_at is None else [QuadraticWall(0, self.wall_at, self.wall_strength, "upper")]
 
     def _constraints(self):
@@ -376,7 +377,7 @@ class WanD(Optimizer):
         g = self.param_groups[0]
         walker, self.last_info, loss = wand(
             self._params(), closure, self._walker(), landscape=self.landscape, schedule=self.schedule, rng=self._rng,
-            lr=g["lr"], friction=g["friction"], kT=g["kT"], biases=self._biases(), constraints=self._constraints(),
+            lr=g["lr"], friction=g["friction"], kT=g["kT"], biases=self.biases(), constraints=self._constraints(),
             splitting=self.splitting)
         self._scatter(walker)
         return loss

@@ -14,7 +14,8 @@ sequential chain; two runs share the two cores).
 
 ``trace`` prints, every ``--every`` steps: ln L_train, the accuracies, |θ|, the displacement
 |θ − θ0| beside its thermal prediction, the kinetic temperature T_kin = |v|²/P, f_WL, the share
-of the squared motion that lies along the loss gradient, and the change of ln L that an
+of the squared motion of the interval's first step that lies along the loss gradient (× P, so
+that isotropic motion reads 1), and the change of ln L that an
 isotropic thermal displacement alone would cause, and over the interval the energy per parameter that
 the deposits put in (kT times the rise of the landscape's spline Φ under the walker), the
 energy the wall β(ξ − ξ0)² releases as the walker descends it (negative when it climbs), and the
@@ -206,7 +207,6 @@ def search(a) -> None:
 def trace(a) -> None:
     import torch
 
-    from physampler import QuadraticWall
     from physampler.adapters.training import global_norm
     from physampler.adapters.wand import thermal_displacement_variance
 
@@ -222,7 +222,7 @@ def trace(a) -> None:
     along = total = 0.0
     grid = opt.landscape.grid
     deposit_work = friction_loss = wall_released = 0.0
-    walls = [QuadraticWall(0, o["wall_at"], o["wall_strength"], "upper")] if o["wall_at"] < o["upper"] else []
+    walls = opt.biases()
     with torch.no_grad():
         xi0 = torch.tensor([[math.log(float(tr.loss()))]], dtype=torch.float64)
     wall_prev = sum(float(b.value(xi0).sum()) for b in walls)
@@ -257,10 +257,10 @@ def trace(a) -> None:
         return slope, dt * dt * kT * slope * mu
 
     def noise_only_change(tau: int) -> float:
-        """ln L(θ + δ) − ln L(θ), δ ~ N(0, dt² kT τ (2 − λ)/λ · I): the thermal displacement of τ
-        steps with no force, averaged over 4 draws."""
+        """ln L(θ + δ) − ln L(θ), δ ~ N(0, Var(τ)·I) with the exact free-walker Var of τ steps at kT:
+        the thermal displacement of one interval with no force, averaged over 4 draws."""
         th = flat().clone()
-        s = dt * math.sqrt(kT * tau * (2 - lam) / lam)
+        s = math.sqrt(thermal_displacement_variance(tau, dt, kT, lam))
         with torch.no_grad():
             base = math.log(float(tr.loss()))
             out = []
@@ -273,7 +273,7 @@ def trace(a) -> None:
 
     print(f"# trace: {a.config or WAND.relative_to(ROOT)}, {a.setting} ({SETTINGS[a.setting][0]}), seed {a.seed}; P = {P}, dt {dt}, λ {lam}, kT {kT}")
     print("| step | ln L | train acc | test acc | \\|θ\\| | \\|θ−θ0\\| | thermal(kT) | thermal(T_kin) | T_kin | f_WL | "
-          "motion along ∇lnL (× P) | ΔlnL over the interval | ΔlnL noise alone | deposit work / P | wall energy released / P | heat out / P |"
+          "first step's motion along ∇lnL (× P) | ΔlnL over the interval | ΔlnL noise alone | deposit work / P | wall energy released / P | heat out / P |"
           + (" S_tot′ | dt²κ |" if a.stability else ""))
     print("| ---: " * (18 if a.stability else 16) + "|")
     tr.record()
