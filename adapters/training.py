@@ -291,7 +291,8 @@ def run_training(cfg: dict, text: str, out, *, resume: bool = False, overwrite: 
     Returns the exit status."""
     from pathlib import Path
 
-    from ..driver import catch_signals, drive
+    from ..driver import drive
+    from ..signals import catch_signals
     from ..io import save_checkpoint, write_text
     from ..job import preflight, threads_note
     from ..outdir import OutputDirectory

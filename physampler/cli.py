@@ -8,7 +8,8 @@ file that cannot be written (disk full), ``error: <path>: ...`` (exit 1).
 Signals: :func:`main` installs its SIGINT/SIGTERM handler before anything heavy is
 imported, so a signal at any moment — imports, model build, compilation, the final
 writes — ends with one line and status 128 + signal number.  While a job steps, its
-own handler takes over and stops it at the next chunk end with a checkpoint.
+own handler takes over and stops it at the next chunk end with a checkpoint.  A signal whose
+exception a library swallowed is still honoured (:mod:`physampler.signals`).
 """
 from __future__ import annotations
 
@@ -19,19 +20,7 @@ import sys
 import threading
 
 from . import __version__
-
-
-class Interrupted(BaseException):
-    """SIGINT/SIGTERM outside a job's stepping loop (BaseException, like KeyboardInterrupt:
-    no ``except Exception`` on the way may swallow it)."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _interrupt(signum, frame):
-    raise Interrupted(signum)
+from . import signals
 
 
 class _Parser(argparse.ArgumentParser):
@@ -986,19 +975,20 @@ def main(argv=None) -> int:
     handlers = {}
     try:  # from the first handler on, a signal lands inside this try (also while the marker is printed)
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                handlers[sig] = signal.signal(sig, _interrupt)
+            handlers = signals.install_startup()
         if os.environ.get("PHYSAMPLER_STARTUP_MARKER"):  # for tests that signal a starting process
             print("physampler: handlers installed", file=sys.stderr, flush=True)
-        return _main(argv)
-    except Interrupted as e:
+        code = _main(argv)
+        signals.raise_pending()  # a signal whose raise a library swallowed and no driver honoured
+        return code
+    except signals.Interrupted as e:
+        signals.honoured()
         name = signal.Signals(e.signum).name
         _say("physampler: ", f"{name}: stopped; the files written before are complete (resume from the last "
                              f"checkpoint, if any)")
         return 128 + e.signum
     finally:
-        for sig, h in handlers.items():
-            signal.signal(sig, h)
+        signals.restore(handlers)
 
 
 def _main(argv=None) -> int:

@@ -21,6 +21,7 @@ import signal
 from typing import Callable, Protocol
 
 from .progress import Progress
+from .signals import catch_signals, restore
 
 
 class Task(Protocol):
@@ -47,20 +48,6 @@ class Task(Protocol):
 
     def stopped(self, sig: int) -> str:
         """Finish an interrupted run after its checkpoint; returns the closing line."""
-
-
-class _Flag:
-    def __init__(self):
-        self.signal = None
-
-    def __call__(self, signum, frame):
-        self.signal = signum
-
-
-def catch_signals():
-    """Install the stop-flag handler for SIGINT/SIGTERM; returns (flag, previous handlers)."""
-    flag = _Flag()
-    return flag, {s: signal.signal(s, flag) for s in (signal.SIGINT, signal.SIGTERM)}
 
 
 def drive(task: Task, *, total: int, report: int, checkpoint: int, progress: bool, log, flag=None,
@@ -96,6 +83,5 @@ def drive(task: Task, *, total: int, report: int, checkpoint: int, progress: boo
         task.checkpoint(True)
     finally:
         bar.close()
-        for s, h in handlers.items():
-            signal.signal(s, h)
+        restore(handlers)
     return 0

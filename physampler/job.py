@@ -40,7 +40,8 @@ from .outdir import JobError, OutputDirectory
 from .rng import make_rng
 from .rules import NOISE
 from .threads import apply as apply_threads, stored_threads
-from .driver import catch_signals, drive
+from .driver import drive
+from .signals import catch_signals
 from .schedules import InverseTime, make_schedule
 from .systems.builtin import physical_cvs
 

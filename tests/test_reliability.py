@@ -8,6 +8,7 @@ import os
 import pickle
 import random
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -559,6 +560,48 @@ def test_a_signal_at_any_moment_of_start_up_ends_with_one_line_and_the_documente
         closing = [ln for ln in lines if "handlers installed" not in ln and not ln.startswith("starting ")]
         assert code == 130 and len(closing) == 1 and not any("Traceback" in ln for ln in lines), (delay, lines)
         assert "SIGINT" in closing[0], closing
+
+
+#: ``python SCRIPT ARGS`` = ``physampler ARGS``, with SIGINT delivered inside a bare ``except:``
+#: the first time ``physampler.driver`` is imported — what mpmath does around its optional
+#: ``import gmpy2``, reached through torch's lazy sympy import (the CI hang of 2026-12-03)
+SWALLOWING_LIBRARY = """
+import signal, sys
+
+fired = []
+
+class Swallow:
+    def find_spec(self, name, path=None, target=None):
+        if name == "physampler.driver" and not fired:
+            fired.append(name)
+            try:
+                signal.raise_signal(signal.SIGINT)  # the Python handler runs before this call returns
+            except:  # noqa: E722
+                print("test: the library swallowed it", file=sys.stderr, flush=True)
+        return None
+
+sys.meta_path.insert(0, Swallow())
+from physampler.cli import main
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize("command", ["run", "train", "check"])
+def test_a_signal_a_library_swallows_still_ends_the_command_with_one_line_and_130(tmp_path, command):
+    """The start-up handler records the signal before it raises: the driver raises it again before
+    anything steps, and ``main`` after a command with no driver (``check``).  Control: without the
+    record, each command runs to its end and exits 0 (the CI run hung on 10⁷ training steps)."""
+    script = write(tmp_path / "swallow.py", SWALLOWING_LIBRARY)
+    cfg = {"run": run_config(tmp_path), "train": train_config(tmp_path), "check": run_config(tmp_path)}[command]
+    extra = ["--probe-seconds", "0.01"] if command == "check" else ["--out", tmp_path / "o", "--quiet"]
+    p = Child(command, cfg, *extra, command=[sys.executable, script], env={"OMP_NUM_THREADS": "1"})
+    code, lines = p.finish()
+    assert "test: the library swallowed it" in lines, lines  # the signal did land in the bare except
+    closing = [ln for ln in lines if not ln.startswith(("test: ", "starting "))]
+    assert code == 130 and closing == [closing[0]] and "SIGINT: stopped" in closing[0], (code, lines)
+    assert not any("Traceback" in ln for ln in lines), lines
+    if command != "check":
+        assert not (tmp_path / "o" / "checkpoint.pt").exists()  # stopped before the first step
 
 
 def test_sigint_stops_within_a_step_and_the_stopped_run_resumes_exactly(tmp_path):
