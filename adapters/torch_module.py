@@ -237,18 +237,27 @@ class ModuleSystem(System):
     def has_batched(self) -> bool:
         return callable(getattr(self.module, "forward_batched", None)) and not self._buffers_dict
 
-    def _one(self, flat, x):
-        return functional_call(self.module, (self.unflatten_one(flat), self._buffers_dict), (x,))
+    def _one(self, flat, xs):
+        params = self.unflatten_one(flat)
+        return tuple(functional_call(self.module, (params, self._buffers_dict), (x,)) for x in xs)
 
     def _make(self, name: str, chunk: int | None):
-        """The forward q [W, P], x → outputs [W, N, ...] of strategy ``name``."""
+        """The forward of strategy ``name``: q [W, P] and a tuple of inputs xs → a tuple of outputs
+        [W, N_i, ...].  The parameters are unpacked once for all the data sets: each unpacking
+        costs a gather of the gradient in the backward (a concatenation of W·P numbers)."""
         if name == "batched":
-            fn = lambda q, x: self.module.forward_batched(self.unflatten(q), x)  # noqa: E731
+            def fn(q, xs):
+                params = self.unflatten(q)
+                return tuple(self.module.forward_batched(params, x) for x in xs)
         elif name == "loop":
             one = torch.compile(self._one, dynamic=False) if self.compiled else self._one
+
             # unbind, not q[w]: the backward of W selects is W dense [W, P] zero tensors summed (about
             # twice the loop's own cost at 1M parameters), the backward of one unbind is one stack
-            return lambda q, x: torch.stack([one(qw, x) for qw in q.unbind(0)])
+            def loop(q, xs):
+                per = [one(qw, xs) for qw in q.unbind(0)]
+                return tuple(torch.stack(z) for z in zip(*per))
+            return loop
         else:
             fn = vmap(self._one, in_dims=(0, None))
         if self.compiled:
@@ -256,7 +265,11 @@ class ModuleSystem(System):
             fn = torch.compile(fn, dynamic=False)
         if name == "chunked":
             size = chunk or 16
-            return lambda q, x: torch.cat([fn(c, x) for c in torch.split(q, size)])
+
+            def chunked(q, xs):
+                parts = [fn(c, xs) for c in torch.split(q, size)]
+                return tuple(torch.cat(z) for z in zip(*parts))
+            return chunked
         return fn
 
     def candidates(self, walkers: int) -> list[tuple[str, int | None]]:
@@ -352,22 +365,23 @@ class ModuleSystem(System):
         return out
 
     # ------------------------------------------------------------ evaluation
-    def _outputs(self, fn, q: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def _outputs(self, fn, q: torch.Tensor, xs: tuple) -> tuple:
+        """``fn(q, xs)`` at the configured precision, the outputs in ``dtype``."""
         if self.precision == "bf16":
             with torch.autocast(self.device.type, dtype=torch.bfloat16):
-                return fn(q, x).to(self.dtype)
+                return tuple(z.to(self.dtype) for z in fn(q, xs))
         if self.precision == "tf32" and self.device.type == "cuda":
             old = torch.backends.cuda.matmul.allow_tf32
             torch.backends.cuda.matmul.allow_tf32 = True
             try:
-                return fn(q, x)
+                return fn(q, xs)
             finally:
                 torch.backends.cuda.matmul.allow_tf32 = old
-        return fn(q, x)
+        return fn(q, xs)
 
     def logits(self, q: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """[W, N, ...] outputs of every walker on inputs ``x`` (in ``dtype``, whatever the precision)."""
-        return self._outputs(self.forward_fn(q, ("log_train_loss",)), q, x)
+        return self._outputs(self.forward_fn(q, ("log_train_loss",)), q, (x,))[0]
 
     def loss_per_walker(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The loss of each walker's outputs z [W, N, ...] on targets y: [W]."""
@@ -390,13 +404,15 @@ class ModuleSystem(System):
     def energy(self, q):
         return self.loss_per_walker(self.logits(q, self.train[0]), self.train[1])
 
-    def _evaluate(self, fn, q, names):
-        out, z = {}, {}
+    #: the CVs that need each data set's outputs (the test set's are always computed: the observable)
+    _SPLIT_CVS = {"train": ("log_train_loss",), "validation": ("log_validation_loss", "smoothed_validation_accuracy"),
+                  "test": ()}
 
-        def outputs(split):
-            if split not in z:
-                z[split] = self._outputs(fn, q, self.data[split][0])
-            return z[split]
+    def _evaluate(self, fn, q, names):
+        out = {}
+        splits = [s for s, cvs in self._SPLIT_CVS.items() if s == "test" or any(n in names for n in cvs)]
+        z = dict(zip(splits, self._outputs(fn, q, tuple(self.data[s][0] for s in splits))))
+        outputs = z.__getitem__
 
         for split, loss_cv, acc_cv in (("train", "log_train_loss", None), ("validation", "log_validation_loss",
                                        "smoothed_validation_accuracy"), ("test", "log_test_loss", "smoothed_accuracy")):

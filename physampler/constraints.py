@@ -33,19 +33,23 @@ class ReflectiveBox(Constraint):
         self.bound = b
         self._cached = (None, None)  # ((device, dtype), bound converted to them)
 
-    def _bound(self, q):
+    def _bounds(self, q):
+        """(B, −B) in ``q``'s dtype on its device."""
         key = (q.device, q.dtype)
         if self._cached[0] != key:  # one conversion per device and dtype, not per step
-            self._cached = (key, self.bound.to(q.device, q.dtype))
+            b = self.bound.to(q.device, q.dtype)
+            self._cached = (key, (b, -b))
         return self._cached[1]
 
     def apply(self, q, v):
-        b = self._bound(q)
+        b, nb = self._bounds(q)
         # One crossing (|q| ≤ 3B, every real step): q ← 2·clamp(q) − q, exact for q inside (2q − q = q),
-        # and v flips where q was outside.  Cheap elementwise passes, no floating remainder.
-        r = torch.maximum(torch.minimum(q, b), -b)
-        q1 = 2 * r - q
-        v1 = torch.where(q != r, -v, v)
+        # and v flips where q was outside.  Few passes over [W, P] and no floating remainder: for a
+        # network the walkers' parameters do not fit in cache, and each pass is a trip to memory.
+        r = torch.clamp(q, nb, b)
+        out = q != r
+        q1 = r.mul_(2).sub_(q)  # r is this call's own: in place, the same two roundings as 2·r − q
+        v1 = torch.where(out, -v, v)
         far = q1.abs() > b  # crossed more than once: fold on the triangle wave
         # the test is a host sync: on CUDA, and in a compiled step, fold unconditionally
         if q.device.type == "cuda" or torch.compiler.is_compiling() or bool(far.any()):

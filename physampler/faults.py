@@ -25,9 +25,24 @@ class OutOfGridError(NumericalFault):
     """A CV left the landscape's grid under the ``raise`` policy."""
 
 
+def finite_rows(t: torch.Tensor) -> torch.Tensor:
+    """[W] bool: whether every value of walker w (leading axis) is finite.
+
+    One read of ``t`` and no temporary of its size: a NaN propagates into both the minimum and the
+    maximum and ±inf shows in one of them, so both are finite exactly when every value is
+    (``isfinite(t).all()`` makes four passes and a bool copy; a sum could overflow)."""
+    rows = t.reshape(t.shape[0], -1)
+    if rows.shape[1] == 0 or not (rows.is_floating_point() or rows.is_complex()):
+        return torch.ones(rows.shape[0], dtype=torch.bool, device=t.device)
+    if rows.is_complex():
+        rows = torch.view_as_real(rows).reshape(rows.shape[0], -1)
+    lo, hi = torch.aminmax(rows, dim=1)
+    return torch.isfinite(lo) & torch.isfinite(hi)
+
+
 def first_bad_walker(t: torch.Tensor) -> int | None:
     """Index of the first walker (leading axis) holding a non-finite value, or None."""
-    bad = ~torch.isfinite(t.reshape(t.shape[0], -1)).all(dim=1)
+    bad = ~finite_rows(t)
     if not bool(bad.any()):
         return None
     return int(torch.nonzero(bad)[0, 0])

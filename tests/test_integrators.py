@@ -322,3 +322,61 @@ def test_deferred_checks_change_no_trajectory():
     assert sb.faults is not None and sa.faults is None and int((sb.faults.step >= 0).sum()) == 0
     with pytest.raises(ValueError, match="fault_check"):
         ps.BiasedMD(a.system, a.cvs, a.method, dt=0.05, c_f=0.05, fault_check="never")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_the_one_pass_finiteness_test_agrees_with_isfinite_on_every_row(dtype):
+    """finite_rows (min and max of each row) against isfinite().all(): NaN, ±inf anywhere, and
+    rows of huge finite values whose sum overflows (what a sum-based test would flag).  Control:
+    the sum-based test flags the overflowing rows."""
+    from physampler.faults import finite_rows
+
+    g = torch.Generator().manual_seed(3)
+    big = torch.finfo(dtype).max
+    t = torch.randn(64, 3, 5, generator=g).to(dtype)
+    t[8:16] = big  # finite, but every row sum is inf
+    specials = [float("nan"), float("inf"), -float("inf")]
+    for w in range(16, 64, 2):
+        i, j = torch.randint(0, 3, (1,), generator=g).item(), torch.randint(0, 5, (1,), generator=g).item()
+        t[w, i, j] = specials[w % 3]
+    exact = torch.isfinite(t.reshape(64, -1)).all(dim=1)
+    assert torch.equal(finite_rows(t), exact) and int(exact.sum()) == 40
+    assert not torch.equal(torch.isfinite(t.reshape(64, -1).sum(dim=1)), exact)  # the control
+    assert finite_rows(torch.zeros(3, 0)).all() and finite_rows(torch.ones(2, 4, dtype=torch.int64)).all()
+
+
+@pytest.mark.parametrize("splitting", ["ktd", "baoab", "obabo", "verlet"])
+@pytest.mark.parametrize("noise", ["streams", "counter"])
+def test_the_operators_over_walker_blocks_give_the_all_walkers_step_bit_for_bit(splitting, noise):
+    """On the CPU the operators between force evaluations run over blocks of walkers
+    (``row_block_bytes``): 7 walkers of 30 float64 numbers in blocks of 2, 2, 2, 1 against all 7
+    at once, through walls of a reflective box that the walkers hit, with deposits.  Positions,
+    velocities and S agree bitwise.  Controls: the box did see the blocks, and reflected walkers."""
+    seen = []
+
+    class Box(ps.ReflectiveBox):
+        def apply(self, q, v):
+            seen.append(q.shape[0])
+            out = super().apply(q, v)
+            seen.append(int((out[1] != v).sum()))  # velocities flipped in this call
+            return out
+
+    def run(block):
+        sysm = HarmonicWell.isotropic(30)
+        land = ps.Landscape([ps.Axis("U", 0.0, 60.0, bins=60)], sigma=1.0, out_of_range="wall")
+        w = ps.WLMD(sysm, [ps.PotentialEnergy(sysm)], land, ps.InverseTime(0.5, 50), dt=0.05,
+                    c_f=0.0 if splitting == "verlet" else 0.1, splitting=splitting,
+                    constraints=[Box(torch.full((30,), 1.2, dtype=torch.float64))])
+        w.row_block_bytes = block
+        g = torch.Generator().manual_seed(1)
+        st = w.init(0.5 * torch.randn(7, 30, generator=g, dtype=torch.float64), make_rng(3, 7, noise=noise))
+        seen.clear()
+        for _ in range(40):
+            st, _ = w.step(st)
+        return st, land.S.clone(), list(seen)
+
+    (a, sa, seen_all), (b, sb, seen_blocks) = run(1 << 30), run(2 * 30 * 8)
+    assert torch.equal(a.positions, b.positions) and torch.equal(a.velocities, b.velocities)
+    assert torch.equal(sa, sb) and torch.equal(a.cv, b.cv)
+    assert seen_all[::2] == [7] * 40 and seen_blocks[::2] == [2, 2, 2, 1] * 40
+    assert sum(seen_all[1::2]) > 0  # walkers did reach the walls

@@ -28,7 +28,7 @@ from .. import _checks
 from ..biases import Bias, total_gradient
 from ..constraints import apply_all
 from ..cvs import CV, CVSet, PotentialEnergy
-from ..faults import CV_FAULT, FORCE_FAULT, RANGE_FAULT, FaultLog, check_finite
+from ..faults import CV_FAULT, FORCE_FAULT, RANGE_FAULT, FaultLog, check_finite, finite_rows
 from ..landscape import Landscape
 from ..rng import WalkerRNG
 from ..schedules import Schedule
@@ -90,6 +90,9 @@ class BiasedMD:
     SPLITTINGS = tuple(SPLITTINGS)
     #: torch.compile's backend for ``capture = "compile"`` (tests trace with "aot_eager" to stay fast)
     compile_backend = "inductor"
+    #: on the CPU, the operators between two force evaluations run over blocks of walkers of about
+    #: this many bytes per tensor (:meth:`advance`)
+    row_block_bytes = 4 << 20
 
     def __init__(
         self,
@@ -148,6 +151,7 @@ class BiasedMD:
         m = system.masses
         self._unit_masses = bool((torch.as_tensor(m) == 1.0).all())
         self._ops = SPLITTINGS[self.splitting]
+        self._segments = _segments(self._ops)
         self._c = {h: partial_friction(self.c_f, h) for op, h in self._ops if op == "O"}
         self._consts = {}  # (dtype, device) → (1/m, thermostat noise scales): built once, not per step
 
@@ -198,7 +202,7 @@ class BiasedMD:
         if faults is None:
             check_finite("force", a, step, walkers)
         else:
-            faults.record(FORCE_FAULT, ~torch.isfinite(a.reshape(a.shape[0], -1)).all(dim=1), step, xi)
+            faults.record(FORCE_FAULT, ~finite_rows(a), step, xi)
         return a
 
     def record_observed(self, q: torch.Tensor, xi: torch.Tensor, inside: torch.Tensor) -> None:
@@ -253,8 +257,8 @@ class BiasedMD:
         return inside, torch.where(finite[:, None], xi, corner)
 
     def _force_step(self, q, v, t, rng, faults: FaultLog | None = None):
-        """The F operator: constraints, CVs, the method's deposit and per-bin observables, new acceleration."""
-        q, v = apply_all(self.constraints, q, v)
+        """The F operator: CVs, the method's deposit and per-bin observables, new acceleration
+        (the constraints were applied by the operators before it, :meth:`_operators`)."""
         xi, vjp = self.cvs.value_and_vjp(q)
         if faults is None:
             check_finite("CV", xi, t, rng.walkers)
@@ -282,19 +286,63 @@ class BiasedMD:
         :class:`~physampler.rng.CounterRNG`, the step reads nothing back from the device and
         creates no tensor from host numbers, so ``torch.compile(fullgraph=True)`` and CUDA
         graphs capture it whole (:mod:`.graph`).
+
+        On the CPU the kicks, thermostats, drifts and constraints between two force evaluations
+        run walker block by walker block (:meth:`_row_block`), each block's values written once:
+        for a network's [W, P] parameters, every operator over all walkers at once is a pass
+        through main memory and a fresh allocation of W·P numbers (page faults), where a block
+        stays in cache.  Each element sees the same operations in the same order, so the result
+        is the same bit for bit; the noise is drawn for all walkers first, as before.
         """
         inv_m, scales = self._constants(q)
         xi = info = None
-        for op, h in self._ops:
+        for k, seg in enumerate(self._segments):
+            if seg is None:
+                if k == 0 or self._segments[k - 1] is None:  # no operators before this F to apply them
+                    q, v = apply_all(self.constraints, q, v)
+                q, v, xi, a, info = self._force_step(q, v, t, rng, faults)
+                continue
+            constrain = k + 1 < len(self._segments) and self._segments[k + 1] is None
+            noise = [rng.normal(q.shape[1:], dtype=q.dtype) for op, _ in seg if op == "O"]
+            rows = self._row_block(q)
+            if rows is None:
+                q, v = self._operators(seg, q, v, a, noise, inv_m, scales, constrain)
+                continue
+            moves_q = constrain or any(op == "A" for op, _ in seg)
+            qo = torch.empty_like(q) if moves_q else q
+            vo = torch.empty_like(v)
+            for i in range(0, q.shape[0], rows):
+                b = slice(i, i + rows)
+                qb, vb = self._operators(seg, q[b], v[b], a[b], [n[b] for n in noise], inv_m, scales, constrain)
+                if moves_q:
+                    qo[b] = qb
+                vo[b] = vb
+            q, v = qo, vo
+        return q, v, a, xi, info
+
+    def _operators(self, seg, q, v, a, noise, inv_m, scales, constrain: bool):
+        """The kicks, thermostats and drifts of ``seg`` on walkers (q, v, a), the noise of its
+        thermostats in order; then the constraints when F follows."""
+        draws = iter(noise)
+        for op, h in seg:
             if op == "B":
                 v = kick(v, a, h * self.dt)
             elif op == "A":
                 q = drift(q, v, h * self.dt)
-            elif op == "O":
-                v = thermostat(v, self._c[h], self.kT, inv_m, rng.normal(q.shape[1:], dtype=q.dtype), scales[h])
             else:
-                q, v, xi, a, info = self._force_step(q, v, t, rng, faults)
-        return q, v, a, xi, info
+                v = thermostat(v, self._c[h], self.kT, inv_m, next(draws), scales[h])
+        if constrain:
+            q, v = apply_all(self.constraints, q, v)
+        return q, v
+
+    def _row_block(self, q) -> int | None:
+        """Walkers per block of the operators (:meth:`advance`), or None for all at once: on the
+        GPU and in a captured step (one kernel per operator, or one fused kernel, is right there),
+        and when all walkers fit in one block.  Constraints act on each walker alone."""
+        if q.device.type != "cpu" or torch.compiler.is_compiling() or q.dim() < 2:
+            return None
+        rows = max(1, self.row_block_bytes // max(1, q[0].numel() * q.element_size()))
+        return rows if rows < q.shape[0] else None
 
     def step(self, state: WLMDState):
         """One step of the splitting; under deferred fault checks (``fault_check``) a fault is
@@ -366,6 +414,22 @@ class BiasedMD:
 
 #: the walker entries of the engine state format: name → kind
 WALKER_ENTRIES = ("step", "positions", "velocities", "accel", "cv", "rng")
+
+
+def _segments(ops) -> list:
+    """A splitting as runs of its elementwise operators, with None for each F."""
+    out, run = [], []
+    for op, h in ops:
+        if op == "F":
+            if run:
+                out.append(tuple(run))
+            out.append(None)
+            run = []
+        else:
+            run.append((op, h))
+    if run:
+        out.append(tuple(run))
+    return out
 
 
 def engine_state_dict(method: Method, splitting: str, state: WLMDState | None = None) -> dict:
