@@ -404,18 +404,18 @@ class ModuleSystem(System):
     def energy(self, q):
         return self.loss_per_walker(self.logits(q, self.train[0]), self.train[1])
 
-    #: the CVs that need each data set's outputs (the test set's are always computed: the observable)
-    _SPLIT_CVS = {"train": ("log_train_loss",), "validation": ("log_validation_loss", "smoothed_validation_accuracy"),
-                  "test": ()}
+    #: each data set with its loss CV and accuracy CV
+    _SPLITS = (("train", "log_train_loss", None), ("validation", "log_validation_loss", "smoothed_validation_accuracy"),
+               ("test", "log_test_loss", "smoothed_accuracy"))
 
     def _evaluate(self, fn, q, names):
         out = {}
-        splits = [s for s, cvs in self._SPLIT_CVS.items() if s == "test" or any(n in names for n in cvs)]
+        # the test set's outputs are always computed: they give the observable
+        splits = [s for s, loss_cv, acc_cv in self._SPLITS if s == "test" or loss_cv in names or acc_cv in names]
         z = dict(zip(splits, self._outputs(fn, q, tuple(self.data[s][0] for s in splits))))
         outputs = z.__getitem__
 
-        for split, loss_cv, acc_cv in (("train", "log_train_loss", None), ("validation", "log_validation_loss",
-                                       "smoothed_validation_accuracy"), ("test", "log_test_loss", "smoothed_accuracy")):
+        for split, loss_cv, acc_cv in self._SPLITS:
             y = self.data.get(split, (None, None))[1]
             if loss_cv in names:
                 out[loss_cv] = torch.log(self.loss_per_walker(outputs(split), y))
