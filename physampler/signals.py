@@ -11,7 +11,7 @@ a third-party ``try: ... except: pass`` — mpmath does that around its optional
 reached through torch's lazy sympy import while a job is being built, and a SIGINT landing there
 once left a 10-million-step training run going (CI, 2026-12-03).  So the start-up handler also
 *records* the signal before it raises; :func:`catch_signals` raises a recorded signal again before
-the stepping starts, and :func:`pending` lets ``main`` honour one that a command swallowed whole.
+the stepping starts, and ``main`` (:func:`raise_pending`) after a command that has no stepping loop.
 """
 from __future__ import annotations
 
@@ -49,21 +49,16 @@ def restore(handlers: dict) -> None:
         signal.signal(s, h)
 
 
-def pending() -> int | None:
-    """The first signal the start-up handler received and nobody has honoured yet, else None."""
-    return _received[0] if _received else None
-
-
 def honoured() -> None:
     """The recorded signals have been acted on (the command is ending because of them)."""
     _received.clear()
 
 
 def raise_pending() -> None:
-    """Raise :class:`Interrupted` for a recorded signal whose own raise was swallowed."""
-    sig = pending()
-    if sig is not None:
-        raise Interrupted(sig)
+    """Raise :class:`Interrupted` for the first recorded signal that nobody has honoured yet
+    (its own raise was swallowed)."""
+    if _received:
+        raise Interrupted(_received[0])
 
 
 class StopFlag:
