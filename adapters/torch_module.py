@@ -238,7 +238,9 @@ class ModuleSystem(System):
         return callable(getattr(self.module, "forward_batched", None)) and not self._buffers_dict
 
     def _one(self, flat, xs):
-        params = self.unflatten_one(flat)
+        return self._call(self.unflatten_one(flat), xs)
+
+    def _call(self, params, xs):
         return tuple(functional_call(self.module, (params, self._buffers_dict), (x,)) for x in xs)
 
     def _make(self, name: str, chunk: int | None):
@@ -250,12 +252,15 @@ class ModuleSystem(System):
                 params = self.unflatten(q)
                 return tuple(self.module.forward_batched(params, x) for x in xs)
         elif name == "loop":
-            one = torch.compile(self._one, dynamic=False) if self.compiled else self._one
+            one = torch.compile(self._call, dynamic=False) if self.compiled else self._call
+            n = len(self.names)
 
-            # unbind, not q[w]: the backward of W selects is W dense [W, P] zero tensors summed (about
-            # twice the loop's own cost at 1M parameters), the backward of one unbind is one stack
+            # The walkers' parameters as views of q whose backward writes each gradient once into
+            # one [W, P] tensor (WalkerViews): q[w] would cost W dense [W, P] zero tensors summed,
+            # an unbind and a split a concatenation per walker and then a stack of the W rows.
             def loop(q, xs):
-                per = [one(qw, xs) for qw in q.unbind(0)]
+                views = WalkerViews.apply(q, self.sizes, self.shapes)
+                per = [one(dict(zip(self.names, views[w * n:(w + 1) * n])), xs) for w in range(q.shape[0])]
                 return tuple(torch.stack(z) for z in zip(*per))
             return loop
         else:
@@ -442,6 +447,39 @@ class ModuleSystem(System):
     def observable(self) -> str:
         """The name of the per-bin observable of :meth:`evaluate`."""
         return "test_accuracy" if self.classification else "test_loss"
+
+
+class WalkerViews(torch.autograd.Function):
+    """q [W, P] → every walker's parameter tensors, walker-major (W·n views of q, shapes ``shapes``).
+
+    The backward writes each incoming gradient straight into its slice of one [W, P] tensor (zeros
+    for a parameter that got none): every number is written once.  ``unbind`` then ``split``
+    writes it twice — a concatenation per walker, then a stack of the W rows — which at 16
+    walkers of a 1M-parameter MLP cost 12 % of the whole step (benchmarks/RESULTS.md)."""
+
+    @staticmethod
+    def forward(ctx, q, sizes, shapes):
+        ctx.meta = (q.shape, q.dtype, q.device, tuple(sizes))
+        out = []
+        for row in q.unbind(0):
+            out += [t.view(s) for t, s in zip(torch.split(row, list(sizes)), shapes)]
+        return tuple(out)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        shape, dtype, device, sizes = ctx.meta
+        g = torch.empty(shape, dtype=dtype, device=device)
+        n, starts = len(sizes), [0]
+        for size in sizes[:-1]:
+            starts.append(starts[-1] + size)
+        for k, gk in enumerate(grads):
+            w, i = divmod(k, n)
+            dst = g[w, starts[i]:starts[i] + sizes[i]]
+            if gk is None:
+                dst.zero_()
+            else:
+                dst.copy_(gk.reshape(-1))
+        return g, None, None
 
 
 def cross_entropy(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -40,7 +40,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from physampler import WLMD, Axis, InverseTime, Landscape, ReflectiveBox, WalkerRNG
+from physampler import WLMD, Axis, InverseTime, Landscape, ReflectiveBox, WalkerRNG, allocator
 from physampler.integrators.graph import CapturedSteps
 from physampler.rng import CounterRNG
 from physampler.adapters.torch_module import ModuleCVSet, ModuleSystem, smoothed_accuracy
@@ -198,11 +198,16 @@ def main():
     ap.add_argument("--capture", type=int, nargs="*", default=[],
                     help="at these W, also time the whole step captured and compiled (inductor; its compile "
                          "time, about a minute per model and W on 2 cores, is not counted)")
+    ap.add_argument("--allocator", default="keep", choices=["keep", "system"],
+                    help="keep: freed memory stays in the process, as in physampler run/train (physampler.allocator); "
+                         "system: glibc's defaults (both engines of a run share the process and its allocator)")
     a = ap.parse_args()
+    if a.allocator == "keep":
+        allocator.keep_freed_memory()
     torch.set_num_threads(a.threads)
     g0 = gemm_rate()
     print(f"# {platform.machine()}, torch {torch.__version__}, CPU, {a.threads} threads, float32 parameters, "
-          f"float64 landscape; GEMM rate at start {g0 / 1e9:.1f} GFLOP/s")
+          f"float64 landscape; GEMM rate at start {g0 / 1e9:.1f} GFLOP/s; allocator: {allocator.status()}")
     print(f"{'model':>20} {'params':>8} {'MFLOP/ws':>9} {'W':>4} {'plain':>9} {'auto':>9} {'auto/plain':>10} "
           f"{'% GEMM plain':>12} {'% GEMM auto':>11}  strategy   (walker-steps/s)", flush=True)
     rows = []

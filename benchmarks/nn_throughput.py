@@ -27,7 +27,7 @@ import time
 
 import torch
 
-from physampler import WLMD, Axis, InverseTime, Landscape, ReflectiveBox, WalkerRNG
+from physampler import WLMD, Axis, InverseTime, Landscape, ReflectiveBox, WalkerRNG, allocator
 from physampler.adapters.torch_module import ModuleCVSet, ModuleSystem, smoothed_accuracy
 from physampler.integrators import drift, kick, thermostat
 from physampler.integrators.graph import CapturedSteps
@@ -151,7 +151,12 @@ def main():
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--allocator", default="keep", choices=["keep", "system"],
+                    help="keep: freed memory stays in the process, as in physampler run/train (physampler.allocator); "
+                         "system: glibc's defaults (both engines of a run share the process and its allocator)")
     a = ap.parse_args()
+    if a.allocator == "keep":
+        allocator.keep_freed_memory()
     torch.set_num_threads(a.threads)
     device = torch.device(a.device)
     dtype = torch.float32
@@ -161,7 +166,7 @@ def main():
     task, net, system = make(a.p, a.d_model, device, dtype)
     print(f"# {platform.machine()}, torch {torch.__version__}, device {device}, {a.threads} threads, float32 "
           f"parameters, float64 landscape; transformer p={a.p}, d_model={a.d_model}, {system.shape[0]} parameters, "
-          f"train/test {len(system.train[1])}/{len(system.test[1])}")
+          f"train/test {len(system.train[1])}/{len(system.test[1])}; allocator: {allocator.status()}")
     print(f"{'precision':>16} {'W':>5} {'batched':>9} {'naive':>9} {'naive fast-path':>16} {'batched/naive':>14} "
           f"{'batched/naive fast-path':>24} {'MiB/walker':>11}   (walker-steps/s)")
     for prec, comp in [(p, c) for c in ([False, True] if a.compile else [False]) for p in precisions]:

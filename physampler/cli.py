@@ -995,6 +995,10 @@ def _main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(plugins=argv[:1] == ["validate"]).parse_args(argv)
     args.argv = argv  # the command as given, for the provenance of what it writes
+    if args.command in ("run", "train", "validate"):  # the commands that step walkers
+        from .allocator import keep_freed_memory
+
+        keep_freed_memory()
     command = {"run": _run, "plot": _plot, "train": _train, "check": _check, "info": _info, "analyze": _analyze,
                "compare": _compare}
     if args.command in command:

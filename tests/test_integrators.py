@@ -325,19 +325,21 @@ def test_deferred_checks_change_no_trajectory():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
-def test_the_one_pass_finiteness_test_agrees_with_isfinite_on_every_row(dtype):
+@pytest.mark.parametrize("row", [5, 1367])
+def test_the_one_pass_finiteness_test_agrees_with_isfinite_on_every_row(dtype, row):
     """finite_rows (min and max of each row) against isfinite().all(): NaN, ±inf anywhere, and
-    rows of huge finite values whose sum overflows (what a sum-based test would flag).  Control:
-    the sum-based test flags the overflowing rows."""
+    rows of huge finite values whose sum overflows (what a sum-based test would flag); short rows
+    and long ones (3 × 1 367 numbers: the vectorised body of the reductions and their tail).
+    Control: the sum-based test flags the overflowing rows."""
     from physampler.faults import finite_rows
 
     g = torch.Generator().manual_seed(3)
     big = torch.finfo(dtype).max
-    t = torch.randn(64, 3, 5, generator=g).to(dtype)
+    t = torch.randn(64, 3, row, generator=g).to(dtype)
     t[8:16] = big  # finite, but every row sum is inf
     specials = [float("nan"), float("inf"), -float("inf")]
     for w in range(16, 64, 2):
-        i, j = torch.randint(0, 3, (1,), generator=g).item(), torch.randint(0, 5, (1,), generator=g).item()
+        i, j = torch.randint(0, 3, (1,), generator=g).item(), torch.randint(0, row, (1,), generator=g).item()
         t[w, i, j] = specials[w % 3]
     exact = torch.isfinite(t.reshape(64, -1)).all(dim=1)
     assert torch.equal(finite_rows(t), exact) and int(exact.sum()) == 40

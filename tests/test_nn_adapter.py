@@ -438,3 +438,39 @@ def test_the_cnns_fused_batched_layer_equals_the_plain_model_on_ties_and_with_an
     p = cnn._patches(img).reshape(-1, 9)
     every = p.T @ torch.ones(p.shape[0], w * 2, dtype=torch.float64)  # all four positions of each window
     assert not torch.allclose(first, every, rtol=0.5)  # first wins matched the plain model above
+
+
+def test_the_loop_writes_each_walkers_gradient_once_with_zeros_for_an_unused_parameter():
+    """``loop`` unpacks the walkers with WalkerViews, whose backward writes every gradient into its
+    slice of one [W, P] tensor: equal to vmap's gradient to round-off, and exactly 0 for a
+    parameter the forward never uses (its gradient is None).  Control: that parameter's values
+    are NaN, so a slice left unwritten or copied from them would not read 0; and the used
+    parameters' gradient is not zero."""
+    class WithUnused(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 3).double()
+            self.unused = torch.nn.Parameter(torch.zeros(5, dtype=torch.float64))
+
+        def forward(self, x):
+            return self.lin(x)
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(40, 4, generator=g, dtype=torch.float64), torch.randint(0, 3, (40,), generator=g)
+    module = WithUnused()
+    q = None
+    grads = {}
+    for strategy in ("loop", "vmap"):
+        system = ModuleSystem(module, (x[:20], y[:20]), (x[20:], y[20:]), dtype=torch.float64, strategy=strategy)
+        if q is None:
+            q = system.initial_positions(3) + 0.1 * torch.randn(3, *system.shape, generator=g, dtype=torch.float64)
+            k = system.names.index("unused")
+            unused = slice(sum(system.sizes[:k]), sum(system.sizes[:k + 1]))
+            used = torch.ones(system.shape[0], dtype=torch.bool)
+            used[unused] = False
+            q[:, unused] = float("nan")
+        _, vjp = ModuleCVSet(system, ["log_train_loss", "smoothed_accuracy"]).value_and_vjp(q)
+        grads[strategy] = vjp(torch.tensor([[1.0, -2.0]] * 3, dtype=torch.float64))
+    assert torch.equal(grads["loop"][:, unused], torch.zeros(3, 5, dtype=torch.float64))
+    assert torch.allclose(grads["loop"][:, used], grads["vmap"][:, used], rtol=1e-12, atol=1e-15)
+    assert grads["loop"][:, used].abs().max() > 0
