@@ -22,6 +22,10 @@ deposit and gradient, and one backward of Σ_k ∂S/∂ξ_k·ξ_k.
     physampler "auto": physampler.WLMD on ModuleSystem(strategy="auto") with W walkers; the
                strategy the start-up probe chose is printed in the row
 
+``GEMM share`` is the part of auto's step (same strategy, profiled over 3 steps) spent in the GEMM and
+convolution kernels, and ``bound/plain`` the auto/plain ratio a step made of those kernels alone would
+reach: what fusing everything else away could give at most, with the kernels as fast as they run there.
+
 FLOPs per walker-step are counted with ``torch.utils.flop_counter.FlopCounterMode`` on one
 plain step (matmuls and convolutions, forward and backward); the GEMM rate is the best
 float32 ``torch.mm`` rate of n = 256…2048 measured at the start and the end of the run with
@@ -38,6 +42,7 @@ import platform
 import time
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from physampler import WLMD, Axis, InverseTime, Landscape, ReflectiveBox, WalkerRNG, allocator
@@ -179,6 +184,25 @@ def rate(engine, walkers, seconds):
     return n * walkers / (time.perf_counter() - t)
 
 
+#: the kernels that do a step's counted FLOPs (self time: nested calls are not counted twice)
+GEMM_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::mkldnn_convolution",
+            "aten::convolution_backward", "aten::_slow_conv2d_forward", "aten::_slow_conv2d_backward"}
+
+
+def gemm_share(engine, steps: int = 3) -> tuple[float, float]:
+    """(share of the step's time in GEMM and convolution kernels, their seconds per step), from the
+    profiler's self times over ``steps`` steps: the step would run at 1/share of its speed if
+    everything but those kernels cost nothing — the bound on what fusing the rest could give."""
+    engine.step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            engine.step()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    gemm = sum(e.self_cpu_time_total for e in events if e.key in GEMM_OPS)
+    return gemm / total, gemm / steps / 1e6
+
+
 def flops_per_walker_step(system, loss):
     plain = Plain(system, loss, 1)
     plain.step()
@@ -209,7 +233,8 @@ def main():
     print(f"# {platform.machine()}, torch {torch.__version__}, CPU, {a.threads} threads, float32 parameters, "
           f"float64 landscape; GEMM rate at start {g0 / 1e9:.1f} GFLOP/s; allocator: {allocator.status()}")
     print(f"{'model':>20} {'params':>8} {'MFLOP/ws':>9} {'W':>4} {'plain':>9} {'auto':>9} {'auto/plain':>10} "
-          f"{'% GEMM plain':>12} {'% GEMM auto':>11}  strategy   (walker-steps/s)", flush=True)
+          f"{'% GEMM plain':>12} {'% GEMM auto':>11} {'GEMM share':>10} {'bound/plain':>11}  strategy   "
+          f"(walker-steps/s)", flush=True)
     rows = []
     for name in a.models:
         net, train, test, loss = MODELS[name]()
@@ -225,10 +250,13 @@ def main():
                 s = ModuleSystem(net, train, test, loss=loss, dtype=torch.float32)
                 auto_best = max(auto_best, rate(Auto(s, loss, w), w, a.seconds))
                 chosen = s.run_attrs()["nn_strategy"]
+            share, gemm_s = gemm_share(Auto(ModuleSystem(net, train, test, loss=loss, dtype=torch.float32,
+                                                         strategy=s.chosen[0], chunk=s.chosen[1]), loss, w))
             rows.append((name, w, plain_best, auto_best, flops))
             print(f"{name:>20} {system.shape[0]:>8} {flops / 1e6:>9.3f} {w:>4} {plain_best:>9.1f} {auto_best:>9.1f} "
                   f"{auto_best / plain_best:>10.2f} {100 * plain_best * flops / g0:>11.2f}% "
-                  f"{100 * auto_best * flops / g0:>10.2f}%  {chosen}", flush=True)
+                  f"{100 * auto_best * flops / g0:>10.2f}% {100 * share:>9.0f}% {w / gemm_s / plain_best:>11.2f}  "
+                  f"{chosen}", flush=True)
             if w in a.capture:
                 s = ModuleSystem(net, train, test, loss=loss, dtype=torch.float32)
                 eng = Auto(s, loss, w, capture="compile")

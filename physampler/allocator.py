@@ -7,7 +7,7 @@ threshold (dynamic, at most 32 MiB) with a fresh ``mmap`` and returns it to the 
 and even below it gives the top of its heap back once more than ``M_TRIM_THRESHOLD`` is free.
 Either way the next step's tensor of the same size is new address space: the kernel zeroes and
 maps it one 4 KiB page fault at a time.  At 16 walkers of a 1M-parameter MLP that was three
-64 MiB tensors a step and about 15 % of its time; a plain single-network loop, whose tensors are
+64 MiB tensors a step and 7–11 % of its time; a plain single-network loop, whose tensors are
 W times smaller and updated in place, pays none of it (benchmarks/RESULTS.md, 2026-12-07).
 
 :func:`keep_freed_memory` sets ``M_MMAP_MAX = 0`` (every request from the heap) and a 2 GiB
