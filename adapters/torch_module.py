@@ -458,12 +458,17 @@ class WalkerViews(torch.autograd.Function):
     walkers of a 1M-parameter MLP cost 12 % of the whole step (benchmarks/RESULTS.md)."""
 
     @staticmethod
-    def forward(ctx, q, sizes, shapes):
-        ctx.meta = (q.shape, q.dtype, q.device, tuple(sizes))
+    def forward(q, sizes, shapes):
         out = []
         for row in q.unbind(0):
             out += [t.view(s) for t, s in zip(torch.split(row, list(sizes)), shapes)]
         return tuple(out)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        # a separate setup_context: torch.func.vjp (the captured step, cvs.value_and_pullback) needs it
+        q, sizes, _ = inputs
+        ctx.meta = (q.shape, q.dtype, q.device, tuple(sizes))
 
     @staticmethod
     def backward(ctx, *grads):

@@ -443,7 +443,8 @@ def test_the_cnns_fused_batched_layer_equals_the_plain_model_on_ties_and_with_an
 def test_the_loop_writes_each_walkers_gradient_once_with_zeros_for_an_unused_parameter():
     """``loop`` unpacks the walkers with WalkerViews, whose backward writes every gradient into its
     slice of one [W, P] tensor: equal to vmap's gradient to round-off, and exactly 0 for a
-    parameter the forward never uses (its gradient is None).  Control: that parameter's values
+    parameter the forward never uses (its gradient is None); the same under torch.func.vjp, as the
+    captured step differentiates.  Control: that parameter's values
     are NaN, so a slice left unwritten or copied from them would not read 0; and the used
     parameters' gradient is not zero."""
     class WithUnused(torch.nn.Module):
@@ -471,6 +472,12 @@ def test_the_loop_writes_each_walkers_gradient_once_with_zeros_for_an_unused_par
             q[:, unused] = float("nan")
         _, vjp = ModuleCVSet(system, ["log_train_loss", "smoothed_accuracy"]).value_and_vjp(q)
         grads[strategy] = vjp(torch.tensor([[1.0, -2.0]] * 3, dtype=torch.float64))
+    # the captured step differentiates with torch.func.vjp (cvs.value_and_pullback while compiling):
+    # WalkerViews must run under it too, with the same gradient
+    system = ModuleSystem(module, (x[:20], y[:20]), (x[20:], y[20:]), dtype=torch.float64, strategy="loop")
+    names = ["log_train_loss", "smoothed_accuracy"]
+    xi, pullback = torch.func.vjp(lambda z: torch.stack([system.evaluate(z, names)[0][n] for n in names], dim=1), q)
+    assert torch.equal(pullback(torch.tensor([[1.0, -2.0]] * 3, dtype=torch.float64))[0][:, used], grads["loop"][:, used])
     assert torch.equal(grads["loop"][:, unused], torch.zeros(3, 5, dtype=torch.float64))
     assert torch.allclose(grads["loop"][:, used], grads["vmap"][:, used], rtol=1e-12, atol=1e-15)
     assert grads["loop"][:, used].abs().max() > 0
