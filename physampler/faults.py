@@ -33,7 +33,7 @@ def finite_rows(t: torch.Tensor) -> torch.Tensor:
     bool copy; a sum could overflow).  ``amin`` and ``amax`` as two reductions, not ``aminmax``:
     on the CPU the fused reduction along a row is 10–30× slower than the two (measured on torch
     2.13, float32/float64/bf16: 208 µs against 11 µs for one row of 92k numbers; 2.4 ms against
-    0.1 ms for 1M), and it ran twice per step on every parameter (benchmarks/RESULTS.md)."""
+    0.1 ms for 1M), and it reads the whole [W, P] force once per step (benchmarks/RESULTS.md)."""
     rows = t.reshape(t.shape[0], -1)
     if rows.shape[1] == 0 or not (rows.is_floating_point() or rows.is_complex()):
         return torch.ones(rows.shape[0], dtype=torch.bool, device=t.device)
