@@ -458,32 +458,30 @@ class WalkerViews(torch.autograd.Function):
     walkers of a 1M-parameter MLP cost 12 % of the whole step (benchmarks/RESULTS.md)."""
 
     @staticmethod
+    def _pieces(t, sizes, shapes):
+        """Every walker's parameter tensors as views of t [W, P], walker-major."""
+        return [p.view(s) for row in t.unbind(0) for p, s in zip(torch.split(row, list(sizes)), shapes)]
+
+    @staticmethod
     def forward(q, sizes, shapes):
-        out = []
-        for row in q.unbind(0):
-            out += [t.view(s) for t, s in zip(torch.split(row, list(sizes)), shapes)]
-        return tuple(out)
+        return tuple(WalkerViews._pieces(q, sizes, shapes))
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         # a separate setup_context: torch.func.vjp (the captured step, cvs.value_and_pullback) needs it
-        q, sizes, _ = inputs
-        ctx.meta = (q.shape, q.dtype, q.device, tuple(sizes))
+        q, sizes, shapes = inputs
+        ctx.meta = (q.shape, q.dtype, q.device, sizes, shapes)
 
     @staticmethod
     def backward(ctx, *grads):
-        shape, dtype, device, sizes = ctx.meta
+        shape, dtype, device, sizes, shapes = ctx.meta
         g = torch.empty(shape, dtype=dtype, device=device)
-        n, starts = len(sizes), [0]
-        for size in sizes[:-1]:
-            starts.append(starts[-1] + size)
-        for k, gk in enumerate(grads):
-            w, i = divmod(k, n)
-            dst = g[w, starts[i]:starts[i] + sizes[i]]
+        # the same views as the forward's, so each gradient (of any strides) is copied once into place
+        for dst, gk in zip(WalkerViews._pieces(g, sizes, shapes), grads):
             if gk is None:
                 dst.zero_()
             else:
-                dst.copy_(gk.reshape(-1))
+                dst.copy_(gk)
         return g, None, None
 
 

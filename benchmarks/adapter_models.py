@@ -222,12 +222,9 @@ def main():
     ap.add_argument("--capture", type=int, nargs="*", default=[],
                     help="at these W, also time the whole step captured and compiled (inductor; its compile "
                          "time, about a minute per model and W on 2 cores, is not counted)")
-    ap.add_argument("--allocator", default="keep", choices=["keep", "system"],
-                    help="keep: freed memory stays in the process, as in physampler run/train (physampler.allocator); "
-                         "system: glibc's defaults (both engines of a run share the process and its allocator)")
     a = ap.parse_args()
-    if a.allocator == "keep":
-        allocator.keep_freed_memory()
+    # as physampler run/train do; PHYSAMPLER_KEEP_MEMORY=0 runs both engines on glibc's defaults instead
+    allocator.keep_freed_memory()
     torch.set_num_threads(a.threads)
     g0 = gemm_rate()
     print(f"# {platform.machine()}, torch {torch.__version__}, CPU, {a.threads} threads, float32 parameters, "

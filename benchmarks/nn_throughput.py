@@ -151,12 +151,9 @@ def main():
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--allocator", default="keep", choices=["keep", "system"],
-                    help="keep: freed memory stays in the process, as in physampler run/train (physampler.allocator); "
-                         "system: glibc's defaults (both engines of a run share the process and its allocator)")
     a = ap.parse_args()
-    if a.allocator == "keep":
-        allocator.keep_freed_memory()
+    # as physampler run/train do; PHYSAMPLER_KEEP_MEMORY=0 runs both engines on glibc's defaults instead
+    allocator.keep_freed_memory()
     torch.set_num_threads(a.threads)
     device = torch.device(a.device)
     dtype = torch.float32

@@ -476,7 +476,7 @@ def test_the_loop_writes_each_walkers_gradient_once_with_zeros_for_an_unused_par
     # WalkerViews must run under it too, with the same gradient
     system = ModuleSystem(module, (x[:20], y[:20]), (x[20:], y[20:]), dtype=torch.float64, strategy="loop")
     names = ["log_train_loss", "smoothed_accuracy"]
-    xi, pullback = torch.func.vjp(lambda z: torch.stack([system.evaluate(z, names)[0][n] for n in names], dim=1), q)
+    _, pullback = torch.func.vjp(lambda z: torch.stack([system.evaluate(z, names)[0][n] for n in names], dim=1), q)
     assert torch.equal(pullback(torch.tensor([[1.0, -2.0]] * 3, dtype=torch.float64))[0][:, used], grads["loop"][:, used])
     assert torch.equal(grads["loop"][:, unused], torch.zeros(3, 5, dtype=torch.float64))
     assert torch.allclose(grads["loop"][:, used], grads["vmap"][:, used], rtol=1e-12, atol=1e-15)
